@@ -1,0 +1,249 @@
+//! Configuration from the environment, read once per process.
+//!
+//! | variable | values | default |
+//! |---|---|---|
+//! | `GREENRT_BACKEND` | `epoll`, `poll` | `epoll` |
+//! | `GREENRT_STACK_SIZE` | bytes, with optional `k`/`m` suffix, 16k..=1g | `256k` |
+//! | `GREENRT_THREADPOOL_SIZE` | 1..=1024 | `10` |
+//! | `GREENRT_LOG` | `off`, `error`, `debug` | `error` |
+//!
+//! A bad value never falls back silently: [`Config::from_env`] returns an
+//! error naming the variable and the accepted values, and the runtime's
+//! first use reports it on stderr and exits with status 2 (a runtime that
+//! is configured wrongly must not quietly run with other settings).
+
+use std::fmt;
+use std::sync::OnceLock;
+
+/// The poller backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Linux epoll, edge-triggered (the default).
+    Epoll,
+    /// poll(2), the portable fallback.
+    Poll,
+}
+
+/// How much the runtime reports on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Nothing, not even greenlet failures.
+    Off,
+    /// Greenlet failures and runtime errors (the default).
+    Error,
+    /// Also runtime decisions worth knowing when debugging.
+    Debug,
+}
+
+/// The runtime's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `GREENRT_BACKEND`.
+    pub backend: Backend,
+    /// `GREENRT_STACK_SIZE`: default stack size for new greenlets, in bytes.
+    pub stack_size: usize,
+    /// `GREENRT_THREADPOOL_SIZE`: threads in each hub's default thread pool.
+    pub threadpool_size: usize,
+    /// `GREENRT_LOG`.
+    pub log: LogLevel,
+}
+
+/// Default stack size: 256 KiB of address space; only touched pages cost
+/// memory.
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+/// Smallest accepted stack size.
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+/// Largest accepted stack size.
+pub const MAX_STACK_SIZE: usize = 1024 * 1024 * 1024;
+
+/// A configuration value that was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The environment variable.
+    pub variable: &'static str,
+    /// The value found.
+    pub value: String,
+    /// What would have been accepted.
+    pub accepted: &'static str,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "greenrt: invalid {}={:?}; accepted values: {}",
+            self.variable, self.value, self.accepted
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            backend: Backend::Epoll,
+            stack_size: DEFAULT_STACK_SIZE,
+            threadpool_size: 10,
+            log: LogLevel::Error,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration through `get` (normally `std::env::var`).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        if let Some(v) = get("GREENRT_BACKEND") {
+            c.backend = parse_backend(&v)?;
+        }
+        if let Some(v) = get("GREENRT_STACK_SIZE") {
+            c.stack_size = parse_stack_size(&v)?;
+        }
+        if let Some(v) = get("GREENRT_THREADPOOL_SIZE") {
+            c.threadpool_size = parse_threadpool_size(&v)?;
+        }
+        if let Some(v) = get("GREENRT_LOG") {
+            c.log = parse_log(&v)?;
+        }
+        Ok(c)
+    }
+
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned()))
+    }
+}
+
+fn bad(variable: &'static str, value: &str, accepted: &'static str) -> ConfigError {
+    ConfigError {
+        variable,
+        value: value.to_string(),
+        accepted,
+    }
+}
+
+/// Parses a `GREENRT_BACKEND` value.
+pub fn parse_backend(v: &str) -> Result<Backend, ConfigError> {
+    match v {
+        "epoll" => Ok(Backend::Epoll),
+        "poll" => Ok(Backend::Poll),
+        _ => Err(bad("GREENRT_BACKEND", v, "epoll, poll")),
+    }
+}
+
+const STACK_ACCEPTED: &str =
+    "a size in bytes from 16k to 1g, with optional k or m suffix (e.g. 65536, 64k, 1m)";
+
+/// Parses a `GREENRT_STACK_SIZE` value such as `65536`, `64k` or `1m`.
+pub fn parse_stack_size(v: &str) -> Result<usize, ConfigError> {
+    let err = || bad("GREENRT_STACK_SIZE", v, STACK_ACCEPTED);
+    let t = v.trim().to_ascii_lowercase();
+    let (digits, mult) = match t.as_bytes().last() {
+        Some(b'k') => (&t[..t.len() - 1], 1024usize),
+        Some(b'm') => (&t[..t.len() - 1], 1024 * 1024),
+        Some(b'g') => (&t[..t.len() - 1], 1024 * 1024 * 1024),
+        _ => (&t[..], 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err());
+    }
+    let n: usize = digits.parse().map_err(|_| err())?;
+    let bytes = n.checked_mul(mult).ok_or_else(err)?;
+    if !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&bytes) {
+        return Err(err());
+    }
+    Ok(bytes)
+}
+
+/// Parses a `GREENRT_THREADPOOL_SIZE` value.
+pub fn parse_threadpool_size(v: &str) -> Result<usize, ConfigError> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(bad(
+            "GREENRT_THREADPOOL_SIZE",
+            v,
+            "an integer from 1 to 1024",
+        )),
+    }
+}
+
+/// Parses a `GREENRT_LOG` value.
+pub fn parse_log(v: &str) -> Result<LogLevel, ConfigError> {
+    match v {
+        "off" => Ok(LogLevel::Off),
+        "error" => Ok(LogLevel::Error),
+        "debug" => Ok(LogLevel::Debug),
+        _ => Err(bad("GREENRT_LOG", v, "off, error, debug")),
+    }
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+/// The process-wide configuration. On a bad environment value this prints
+/// the error and exits with status 2.
+pub fn get() -> &'static Config {
+    CONFIG.get_or_init(|| match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    })
+}
+
+/// Prints `msg` on stderr when `GREENRT_LOG` allows `level`.
+pub(crate) fn log(level: LogLevel, msg: fmt::Arguments<'_>) {
+    if get().log >= level && level != LogLevel::Off {
+        eprintln!("greenrt: {msg}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn defaults_when_unset() {
+        let c = Config::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(c.backend, Backend::Epoll);
+        assert_eq!(c.stack_size, DEFAULT_STACK_SIZE);
+        assert_eq!(c.threadpool_size, 10);
+    }
+
+    #[test]
+    fn stack_size_suffixes() {
+        assert_eq!(parse_stack_size("65536"), Ok(65536));
+        assert_eq!(parse_stack_size("64k"), Ok(65536));
+        assert_eq!(parse_stack_size("1M"), Ok(1 << 20));
+        assert!(parse_stack_size("4k").is_err());
+        assert!(parse_stack_size("-1").is_err());
+        assert!(parse_stack_size("12q").is_err());
+        assert!(parse_stack_size("99999999999999999999k").is_err());
+    }
+
+    #[test]
+    fn bad_backend_names_variable_and_choices() {
+        let e = Config::from_lookup(lookup(&[("GREENRT_BACKEND", "kqueue")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "greenrt: invalid GREENRT_BACKEND=\"kqueue\"; accepted values: epoll, poll"
+        );
+    }
+
+    #[test]
+    fn bad_pool_size_rejected() {
+        assert!(parse_threadpool_size("0").is_err());
+        assert!(parse_threadpool_size("abc").is_err());
+        assert_eq!(parse_threadpool_size("4"), Ok(4));
+    }
+}

@@ -1,0 +1,49 @@
+//! # greenrt
+//!
+//! gevent's model for native programs: a per-thread **hub** runs the event
+//! loop, **greenlets** are stackful coroutines that switch to the hub
+//! whenever they would block, and the same runtime backs an `LD_PRELOAD`
+//! library that makes unmodified blocking code cooperate.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! let start = Instant::now();
+//! let gs: Vec<_> = (0..100)
+//!     .map(|i| greenrt::spawn(move || { greenrt::sleep(Duration::from_millis(100)); i * 2 }))
+//!     .collect();
+//! greenrt::joinall(&gs, None).unwrap();
+//! assert_eq!(gs[21].get().unwrap(), 42);
+//! assert!(start.elapsed() < Duration::from_secs(1)); // they slept together
+//! ```
+//!
+//! The hub is created lazily per OS thread; `main()` needs no setup call.
+//! Greenlets are pinned to the hub that spawned them; other threads reach
+//! a hub through [`HubHandle`].
+
+#![warn(missing_docs)]
+
+pub mod config;
+mod error;
+mod greenlet;
+pub mod hub;
+mod io;
+pub mod pool;
+mod stack;
+pub mod sync;
+mod sys;
+mod task;
+pub mod threadpool;
+mod timeout;
+mod timer;
+mod wait;
+
+pub use error::{Error, LoopExit};
+pub use greenlet::{
+    current, joinall, killall, sleep, spawn, spawn_later, yield_now, Builder, Greenlet,
+    GreenletExit, GreenletRef,
+};
+pub use hub::{HubGone, HubHandle};
+pub use io::{cancel_wait, wait_readable, wait_writable};
+pub use stack::mapped_stacks;
+pub use sys::Interest;
+pub use timeout::{with_timeout, Elapsed, Timeout};

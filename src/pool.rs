@@ -1,0 +1,1 @@
+//! Groups and pools of greenlets (gevent's `gevent.pool`).

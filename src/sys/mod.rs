@@ -1,0 +1,118 @@
+//! Operating-system mechanisms behind the hub: pollers, the cross-thread
+//! waker, and the one way to turn a libc result into `io::Result`.
+//!
+//! # The poller contract
+//!
+//! Every backend implements [`Poller`]. The hub tells the backend the
+//! *current* interest of each fd whenever the set of greenlets waiting on it
+//! changes ([`Poller::set_interest`]); a backend may ignore changes that it
+//! does not need (epoll registers each fd once, edge-triggered, for both
+//! directions, so that a wait costs no syscall). [`Poller::wait`] blocks until
+//! at least one fd is ready or the timeout passes and reports readiness as
+//! [`Event`]s. Spurious readiness is allowed: callers always retry the
+//! operation and wait again on `EAGAIN`. [`Poller::forget`] drops every trace
+//! of an fd before it is closed, so that a reused fd number never inherits a
+//! stale registration.
+//!
+//! A kqueue backend would be one more file beside these, chosen by `cfg`.
+
+pub(crate) mod epoll;
+pub(crate) mod poll;
+pub(crate) mod waker;
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// Turns a libc call's `-1`/errno convention into `io::Result`.
+macro_rules! syscall {
+    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
+        // SAFETY: each call site passes arguments that satisfy the libc
+        // function's contract; the macro only checks the result.
+        let res = unsafe { libc::$fn($($arg),*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+pub(crate) use syscall;
+
+/// Which directions a waiter cares about.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Interest {
+    /// Wake when the fd is readable (or hung up / in error).
+    pub readable: bool,
+    /// Wake when the fd is writable (or hung up / in error).
+    pub writable: bool,
+}
+
+impl Interest {
+    /// Interest in reading only.
+    pub const READ: Interest = Interest {
+        readable: true,
+        writable: false,
+    };
+    /// Interest in writing only.
+    pub const WRITE: Interest = Interest {
+        readable: false,
+        writable: true,
+    };
+    /// Interest in both directions.
+    pub const BOTH: Interest = Interest {
+        readable: true,
+        writable: true,
+    };
+    /// No interest.
+    pub const NONE: Interest = Interest {
+        readable: false,
+        writable: false,
+    };
+
+    /// True when neither direction is wanted.
+    pub fn is_empty(self) -> bool {
+        !self.readable && !self.writable
+    }
+}
+
+/// Readiness reported by a poller for one fd.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Event {
+    pub fd: RawFd,
+    pub readable: bool,
+    pub writable: bool,
+}
+
+/// The contract every poller backend meets (see the module docs).
+pub(crate) trait Poller {
+    /// Declares the interest currently wanted for `fd`. `Interest::NONE`
+    /// means nobody waits now; the fd may stay registered.
+    fn set_interest(&mut self, fd: RawFd, interest: Interest) -> io::Result<()>;
+    /// Removes every trace of `fd` (call before the fd is closed).
+    fn forget(&mut self, fd: RawFd);
+    /// Waits for readiness; `None` waits without limit.
+    fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()>;
+    /// The backend's name, as accepted by `GREENRT_BACKEND`.
+    fn name(&self) -> &'static str;
+}
+
+/// Converts a timeout to the milliseconds that epoll_wait and poll take,
+/// rounding up so that a timer never fires early.
+pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
+    match timeout {
+        None => -1,
+        Some(d) => {
+            let ms = d.as_nanos().div_ceil(1_000_000);
+            ms.min(libc::c_int::MAX as u128) as libc::c_int
+        }
+    }
+}
+
+/// Creates the poller named by the configuration.
+pub(crate) fn new_poller(backend: crate::config::Backend) -> io::Result<Box<dyn Poller>> {
+    Ok(match backend {
+        crate::config::Backend::Epoll => Box::new(epoll::Epoll::new()?),
+        crate::config::Backend::Poll => Box::new(poll::Poll::new()),
+    })
+}

@@ -1,0 +1,194 @@
+//! The untyped heart of a greenlet: its state, its coroutine, and the
+//! wake protocol every wait in the runtime uses.
+//!
+//! # The wake protocol
+//!
+//! A greenlet that is about to block takes a [`WakeHandle`] (the task plus
+//! its current *park sequence number*), hands it to whatever will wake it
+//! (a wait queue, a timer, the fd table), then parks. The first `wake` on a
+//! handle whose sequence number still matches makes the task runnable and
+//! records why; every later or stale `wake` is a no-op. When the task
+//! resumes, its sequence number moves on, so handles left behind in other
+//! queues can never wake it by accident: there are no spurious wakeups.
+//!
+//! Kill and Timeout are *interrupts*: they are recorded on the task and
+//! delivered when its current park returns (its next switch point).
+
+use std::cell::{Cell, RefCell};
+use std::panic::Location;
+use std::rc::Rc;
+
+use corosensei::{Coroutine, Yielder};
+
+use crate::stack::GuardedStack;
+use crate::wait::WaitQueue;
+
+/// The coroutine type behind every spawned greenlet.
+pub(crate) type Co = Coroutine<(), (), (), GuardedStack>;
+
+/// Where a task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Spawned, not started yet.
+    New,
+    /// In the ready queue (or about to be).
+    Runnable,
+    /// Executing right now.
+    Running,
+    /// Blocked until a wake handle or interrupt wakes it.
+    Parked,
+    /// Finished, killed or failed.
+    Dead,
+}
+
+/// Why a parked task was woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WakeReason {
+    /// Nothing recorded (yield, or an interrupt woke it).
+    None,
+    /// A wait queue or another greenlet notified it.
+    Notified,
+    /// Its deadline passed.
+    TimedOut,
+    /// The fd it waits on is ready.
+    Io,
+    /// The fd it waits on was closed by another greenlet.
+    Closed,
+    /// Nothing can ever wake it (only the root greenlet sees this).
+    LoopExit,
+}
+
+/// A request to stop what the task is doing, delivered at its next switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Interrupt {
+    /// `Greenlet::kill`: unwind with `GreenletExit`.
+    Kill,
+    /// A `Timeout` with this id fired.
+    Timeout(u64),
+}
+
+/// How a finished task ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Still running (or not started).
+    Pending,
+    /// Returned a value.
+    Returned,
+    /// Unwound by a kill (`GreenletExit`), or killed before it started.
+    Killed,
+    /// Panicked with this message.
+    Panicked(String),
+    /// A `Timeout` nobody caught unwound it.
+    TimedOut,
+    /// No stack could be mapped when it was due to start; the message says
+    /// what to change.
+    NoStack(String),
+}
+
+/// One greenlet (or the root context of a thread).
+pub(crate) struct Task {
+    pub(crate) id: u64,
+    pub(crate) is_root: bool,
+    pub(crate) name: RefCell<Option<String>>,
+    pub(crate) state: Cell<State>,
+    pub(crate) seq: Cell<u64>,
+    pub(crate) reason: Cell<WakeReason>,
+    pub(crate) pending: Cell<Option<Interrupt>>,
+    /// The coroutine, once the task has started.
+    pub(crate) co: Cell<Option<Co>>,
+    /// The greenlet's body until it starts: its stack is only mapped then,
+    /// so spawned-but-not-started greenlets cost no mapping.
+    pub(crate) body: Cell<Option<Box<dyn FnOnce()>>>,
+    pub(crate) yielder: Cell<*const Yielder<(), ()>>,
+    pub(crate) outcome: RefCell<Outcome>,
+    /// Greenlets blocked in `join` on this one.
+    pub(crate) joiners: WaitQueue,
+    /// Callbacks to run (each in a new greenlet) once this one is dead.
+    pub(crate) links: RefCell<Vec<Box<dyn FnOnce()>>>,
+    /// Where it was spawned, and by which greenlet.
+    pub(crate) spawn_site: &'static Location<'static>,
+    pub(crate) parent: u64,
+    pub(crate) stack_size: usize,
+}
+
+impl Task {
+    pub(crate) fn new(
+        id: u64,
+        is_root: bool,
+        site: &'static Location<'static>,
+        parent: u64,
+    ) -> Task {
+        Task {
+            id,
+            is_root,
+            name: RefCell::new(None),
+            state: Cell::new(if is_root { State::Running } else { State::New }),
+            seq: Cell::new(0),
+            reason: Cell::new(WakeReason::None),
+            pending: Cell::new(None),
+            co: Cell::new(None),
+            body: Cell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            outcome: RefCell::new(Outcome::Pending),
+            joiners: WaitQueue::new(),
+            links: RefCell::new(Vec::new()),
+            spawn_site: site,
+            parent,
+            stack_size: 0,
+        }
+    }
+
+    /// The name used in reports: the given name, or `Greenlet-<id>`.
+    pub(crate) fn display_name(&self) -> String {
+        match &*self.name.borrow() {
+            Some(n) => n.clone(),
+            None if self.is_root => "main".to_string(),
+            None => format!("Greenlet-{}", self.id),
+        }
+    }
+
+    /// Records an interrupt; a kill is never replaced by a timeout.
+    pub(crate) fn set_pending(&self, i: Interrupt) {
+        if self.pending.get() != Some(Interrupt::Kill) {
+            self.pending.set(Some(i));
+        }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        // A task is only dropped while suspended when its hub is torn down at
+        // thread exit. Unwinding its stack then would run greenlet code with
+        // no hub; leak the stack instead (documented in the README).
+        if let Some(co) = self.co.take() {
+            if co.started() && !co.done() {
+                std::mem::forget(co);
+            }
+        }
+    }
+}
+
+/// A one-shot permission to wake a task from its current park.
+#[derive(Clone)]
+pub(crate) struct WakeHandle {
+    pub(crate) task: Rc<Task>,
+    pub(crate) seq: u64,
+}
+
+impl WakeHandle {
+    /// True when this handle can no longer wake the task.
+    pub(crate) fn is_stale(&self) -> bool {
+        self.task.seq.get() != self.seq || self.task.state.get() != State::Parked
+    }
+
+    /// Wakes the task if the handle is current; returns whether it did.
+    pub(crate) fn wake(&self, reason: WakeReason) -> bool {
+        let t = &self.task;
+        if t.seq.get() != self.seq || t.state.get() != State::Parked {
+            return false;
+        }
+        t.reason.set(reason);
+        crate::hub::with(|hub| hub.make_runnable(self.task.clone()));
+        true
+    }
+}

@@ -1,0 +1,1 @@
+//! A pool of native threads for blocking work (gevent's `ThreadPool`).
