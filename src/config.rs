@@ -132,8 +132,7 @@ pub fn parse_backend(v: &str) -> Result<Backend, ConfigError> {
     }
 }
 
-const STACK_ACCEPTED: &str =
-    "a size in bytes from 16k to 1g, with optional k or m suffix (e.g. 65536, 64k, 1m)";
+const STACK_ACCEPTED: &str = "a size in bytes from 16k to 1g, with optional k or m suffix (e.g. 65536, 64k, 1m)";
 
 /// Parses a `GREENRT_STACK_SIZE` value such as `65536`, `64k` or `1m`.
 pub fn parse_stack_size(v: &str) -> Result<usize, ConfigError> {
@@ -160,11 +159,7 @@ pub fn parse_stack_size(v: &str) -> Result<usize, ConfigError> {
 pub fn parse_threadpool_size(v: &str) -> Result<usize, ConfigError> {
     match v.trim().parse::<usize>() {
         Ok(n) if (1..=1024).contains(&n) => Ok(n),
-        _ => Err(bad(
-            "GREENRT_THREADPOOL_SIZE",
-            v,
-            "an integer from 1 to 1024",
-        )),
+        _ => Err(bad("GREENRT_THREADPOOL_SIZE", v, "an integer from 1 to 1024")),
     }
 }
 
@@ -204,12 +199,7 @@ mod tests {
     use super::*;
 
     fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
     }
 
     #[test]

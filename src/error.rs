@@ -65,6 +65,6 @@ impl From<LoopExit> for Error {
 
 impl From<LoopExit> for std::io::Error {
     fn from(_: LoopExit) -> std::io::Error {
-        std::io::Error::new(std::io::ErrorKind::Other, LOOP_EXIT_MESSAGE)
+        std::io::Error::other(LOOP_EXIT_MESSAGE)
     }
 }

@@ -59,8 +59,7 @@ pub(crate) fn install_panic_hook() {
     ONCE.call_once(|| {
         let prev = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            let in_greenlet =
-                hub::try_with_existing(|h| h.current_id() != h.root.id).unwrap_or(false);
+            let in_greenlet = hub::try_with_existing(|h| h.current_id() != h.root.id).unwrap_or(false);
             if !in_greenlet {
                 return prev(info);
             }
@@ -186,11 +185,7 @@ impl Builder {
 
     /// Like [`Builder::spawn`], but the greenlet starts after `delay`.
     #[track_caller]
-    pub fn spawn_later<T: 'static>(
-        self,
-        delay: Duration,
-        f: impl FnOnce() -> T + 'static,
-    ) -> io::Result<Greenlet<T>> {
+    pub fn spawn_later<T: 'static>(self, delay: Duration, f: impl FnOnce() -> T + 'static) -> io::Result<Greenlet<T>> {
         self.spawn_at(f, Some(Instant::now() + delay), Location::caller())
     }
 
@@ -248,9 +243,7 @@ impl Builder {
 #[track_caller]
 pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
     let site = Location::caller();
-    Builder::new()
-        .spawn_at(f, None, site)
-        .unwrap_or_else(|e| panic!("{e}"))
+    Builder::new().spawn_at(f, None, site).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Spawns `f` to start after `delay` (gevent's `spawn_later`). Killing it
@@ -318,6 +311,16 @@ impl GreenletRef {
         *self.task.name.borrow_mut() = Some(name.into());
     }
 
+    /// Id of the greenlet that spawned this one (0 for a root).
+    pub fn parent_id(&self) -> u64 {
+        self.task.parent
+    }
+
+    /// Where it was spawned (`#[track_caller]` of `spawn`).
+    pub fn spawn_site(&self) -> &'static std::panic::Location<'static> {
+        self.task.spawn_site
+    }
+
     /// True for a thread's root greenlet (its own stack, not spawned).
     pub fn is_root(&self) -> bool {
         self.task.is_root
@@ -337,11 +340,7 @@ impl GreenletRef {
     /// True if it finished without a panic or escaped Timeout; a kill
     /// (`GreenletExit`) counts as success, as in gevent.
     pub fn successful(&self) -> bool {
-        self.dead()
-            && matches!(
-                *self.task.outcome.borrow(),
-                Outcome::Returned | Outcome::Killed
-            )
+        self.dead() && matches!(*self.task.outcome.borrow(), Outcome::Returned | Outcome::Killed)
     }
 
     /// The error it ended with, if any (gevent's `exception`); `Killed`

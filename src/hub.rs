@@ -77,8 +77,6 @@ pub(crate) enum FdWait {
 }
 
 enum Message {
-    /// Run in the hub's context (internal, never blocks).
-    Run(Box<dyn FnOnce() + Send>),
     /// Run in a new greenlet.
     Spawn(Box<dyn FnOnce() + Send>),
     /// Wake the task registered under this token.
@@ -174,10 +172,7 @@ pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
     if p.is_null() {
         p = create();
     }
-    assert!(
-        p != TORN_DOWN,
-        "greenrt: hub used while its thread is exiting"
-    );
+    assert!(p != TORN_DOWN, "greenrt: hub used while its thread is exiting");
     // SAFETY: `p` points at the live hub of this thread (it is freed only by
     // HubOwner's destructor at thread exit, after which HUB is TORN_DOWN),
     // and Hub is !Sync so the reference cannot reach another thread.
@@ -295,12 +290,6 @@ impl Hub {
     /// The poller backend in use.
     pub(crate) fn backend_name(&self) -> &'static str {
         self.poller.borrow().name()
-    }
-
-    /// Whether the hub's scheduler is running on the root stack now (i.e.
-    /// the root greenlet is blocked).
-    pub(crate) fn root_is_blocked(&self) -> bool {
-        self.in_scheduler.get()
     }
 
     // ===== parking and switching =====
@@ -426,13 +415,7 @@ impl Hub {
 
     /// True while another thread could still post to this hub.
     fn remote_can_wake(&self) -> bool {
-        Arc::strong_count(&self.remote) > 1
-            || !self
-                .remote
-                .queue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty()
+        Arc::strong_count(&self.remote) > 1 || !self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 
     fn fire_timers(&self) -> usize {
@@ -493,10 +476,7 @@ impl Hub {
         let mut events = std::mem::take(&mut *self.events.borrow_mut());
         events.clear();
         if let Err(e) = self.poller.borrow_mut().wait(&mut events, timeout) {
-            config::log(
-                config::LogLevel::Error,
-                format_args!("poller wait failed: {e}"),
-            );
+            config::log(config::LogLevel::Error, format_args!("poller wait failed: {e}"));
         }
         let waker_fd = self.remote.waker.fd();
         for ev in &events {
@@ -533,12 +513,7 @@ impl Hub {
     }
 
     /// Parks the current greenlet until `fd` is ready for `interest`.
-    pub(crate) fn wait_fd(
-        &self,
-        fd: RawFd,
-        interest: Interest,
-        deadline: Option<Instant>,
-    ) -> io::Result<FdWait> {
+    pub(crate) fn wait_fd(&self, fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::Result<FdWait> {
         let h = {
             let task = self.current_task();
             let seq = task.seq.get();
@@ -571,10 +546,8 @@ impl Hub {
         if !matches!(p.reason, WakeReason::Io | WakeReason::Closed) {
             let mut fds = self.fds.borrow_mut();
             if let Some(w) = fds.get_mut(&fd) {
-                w.readers
-                    .retain(|x| !(Rc::ptr_eq(&x.task, &h.task) && x.seq == h.seq));
-                w.writers
-                    .retain(|x| !(Rc::ptr_eq(&x.task, &h.task) && x.seq == h.seq));
+                w.readers.retain(|x| !(Rc::ptr_eq(&x.task, &h.task) && x.seq == h.seq));
+                w.writers.retain(|x| !(Rc::ptr_eq(&x.task, &h.task) && x.seq == h.seq));
                 let want = w.interest();
                 if want.is_empty() {
                     fds.remove(&fd);
@@ -605,11 +578,9 @@ impl Hub {
     // ===== cross-thread =====
 
     fn run_remote(&self) {
-        let msgs =
-            std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        let msgs = std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
         for m in msgs {
             match m {
-                Message::Run(f) => f(),
                 Message::Spawn(f) => {
                     crate::greenlet::spawn(f);
                 }
@@ -635,18 +606,11 @@ impl Hub {
         let token = self.remote.next_token.fetch_add(1, Ordering::Relaxed);
         let task = self.current_task();
         let seq = task.seq.get();
-        self.remote_waiters
-            .borrow_mut()
-            .insert(token, WakeHandle { task, seq });
+        self.remote_waiters.borrow_mut().insert(token, WakeHandle { task, seq });
         RemoteWaker {
             remote: Some(self.remote.clone()),
             token,
         }
-    }
-
-    /// Drops the registration of a remote waker that will not be needed.
-    pub(crate) fn forget_remote_waker(&self, token: u64) {
-        self.remote_waiters.borrow_mut().remove(&token);
     }
 }
 
@@ -654,11 +618,7 @@ impl Drop for Hub {
     fn drop(&mut self) {
         self.remote.closed.store(true, Ordering::Release);
         // Drop pending messages (and the handles they hold) now.
-        self.remote
-            .queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
@@ -694,16 +654,7 @@ impl HubHandle {
     /// Runs `f` in a new greenlet on the target hub. Callable from any
     /// thread.
     pub fn spawn(&self, f: impl FnOnce() + Send + 'static) -> Result<(), HubGone> {
-        self.remote
-            .post(Message::Spawn(Box::new(f)))
-            .map_err(|_| HubGone)
-    }
-
-    /// Runs `f` inside the target hub's loop (it must not block).
-    pub(crate) fn run(&self, f: impl FnOnce() + Send + 'static) -> Result<(), HubGone> {
-        self.remote
-            .post(Message::Run(Box::new(f)))
-            .map_err(|_| HubGone)
+        self.remote.post(Message::Spawn(Box::new(f))).map_err(|_| HubGone)
     }
 }
 

@@ -11,20 +11,49 @@ use crate::hub::{self, FdWait};
 use crate::sys::Interest;
 
 /// Parks the current greenlet until `fd` is readable (or hung up / in
-/// error), or `timeout` passes (`ErrorKind::TimedOut`). If another
-/// greenlet calls [`cancel_wait`] on the fd (as closing one of greenrt's
-/// sockets does), the wait fails with `EBADF`. Readiness may be spurious:
-/// retry the operation and wait again on `EAGAIN`.
+/// error), or `timeout` passes (`ErrorKind::TimedOut`), like gevent's
+/// `wait_read`. Level-triggered: an fd that is readable now returns at
+/// once. If another greenlet calls [`cancel_wait`] on the fd (as closing
+/// one of greenrt's sockets does), the wait fails with `EBADF`.
 pub fn wait_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
-    wait(fd, Interest::READ, timeout.map(|t| Instant::now() + t))
+    wait_level(fd, Interest::READ, timeout)
 }
 
-/// Like [`wait_readable`], for writability.
+/// Like [`wait_readable`], for writability (gevent's `wait_write`).
 pub fn wait_writable(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
-    wait(fd, Interest::WRITE, timeout.map(|t| Instant::now() + t))
+    wait_level(fd, Interest::WRITE, timeout)
+}
+
+fn wait_level(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    if ready_now(fd, interest)? {
+        return Ok(());
+    }
+    wait(fd, interest, deadline)
+}
+
+/// A zero-timeout poll of one fd: the hub's epoll registration is
+/// edge-triggered, so a level-triggered wait first asks the kernel.
+fn ready_now(fd: RawFd, interest: Interest) -> io::Result<bool> {
+    let mut events = 0;
+    if interest.readable {
+        events |= libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP;
+    }
+    if interest.writable {
+        events |= libc::POLLOUT;
+    }
+    let mut p = libc::pollfd { fd, events, revents: 0 };
+    let n = crate::sys::syscall!(poll(&mut p, 1, 0))?;
+    if n == 1 && p.revents & libc::POLLNVAL != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    Ok(n == 1)
 }
 
 /// Waits for `interest` on `fd` until `deadline`; kill and Timeout unwind.
+///
+/// Edge-triggered contract: call only after the operation returned
+/// `EAGAIN`, then retry it; wakeups may be spurious.
 pub(crate) fn wait(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
     match hub::with(|h| h.wait_fd(fd, interest, deadline))? {
         FdWait::Ready => Ok(()),

@@ -39,8 +39,7 @@ mod wait;
 
 pub use error::{Error, LoopExit};
 pub use greenlet::{
-    current, joinall, killall, sleep, spawn, spawn_later, yield_now, Builder, Greenlet,
-    GreenletExit, GreenletRef,
+    current, joinall, killall, sleep, spawn, spawn_later, yield_now, Builder, Greenlet, GreenletExit, GreenletRef,
 };
 pub use hub::{HubGone, HubHandle};
 pub use io::{cancel_wait, wait_readable, wait_writable};

@@ -307,10 +307,7 @@ impl Group {
                 WaitResult::Notified => woken = true,
                 WaitResult::TimedOut => return Err(Error::TimedOut),
                 WaitResult::LoopExit => return Err(Error::WouldBlockForever),
-                WaitResult::Interrupted {
-                    interrupt,
-                    notified,
-                } => {
+                WaitResult::Interrupted { interrupt, notified } => {
                     if notified {
                         self.inner.slot_free.notify_one();
                     }

@@ -133,10 +133,7 @@ impl GuardedStack {
             return Err(map_limit_error(usable, Some(e)));
         }
         MAPPED_STACKS.fetch_add(1, Ordering::Relaxed);
-        Ok(GuardedStack {
-            low: low as usize,
-            len,
-        })
+        Ok(GuardedStack { low: low as usize, len })
     }
 
     /// Returns the stack to this thread's pool, or unmaps it when the pool is
@@ -150,11 +147,6 @@ impl GuardedStack {
         });
         // If the pool was full, or the thread is exiting, `self` was not
         // moved and is dropped (unmapped) here.
-    }
-
-    /// Usable bytes (the guard page excluded).
-    pub(crate) fn usable(&self) -> usize {
-        self.len - page_size()
     }
 
     /// Address range of the guard page, for overflow reports.
@@ -201,6 +193,6 @@ mod tests {
         s.release();
         let t = GuardedStack::get(64 * 1024).unwrap();
         assert_eq!(t.low, low);
-        assert_eq!(t.usable(), 64 * 1024);
+        assert_eq!(t.len, 64 * 1024 + page_size());
     }
 }

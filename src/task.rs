@@ -112,12 +112,7 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    pub(crate) fn new(
-        id: u64,
-        is_root: bool,
-        site: &'static Location<'static>,
-        parent: u64,
-    ) -> Task {
+    pub(crate) fn new(id: u64, is_root: bool, site: &'static Location<'static>, parent: u64) -> Task {
         Task {
             id,
             is_root,

@@ -468,10 +468,7 @@ impl ThreadPool {
     ///
     /// If `max_threads` is 0.
     pub fn with_idle_timeout(max_threads: usize, idle: Duration) -> ThreadPool {
-        assert!(
-            max_threads > 0,
-            "greenrt: a ThreadPool needs at least one thread"
-        );
+        assert!(max_threads > 0, "greenrt: a ThreadPool needs at least one thread");
         ThreadPool {
             owner: Arc::new(Owner {
                 inner: Arc::new(Inner {
@@ -519,8 +516,7 @@ impl ThreadPool {
                       (no worker thread could be started)",
         };
         self.inner().submit(Box::new(move || {
-            let r = panic::catch_unwind(AssertUnwindSafe(f))
-                .map_err(|p| ThreadError::Panicked(panic_message(&*p)));
+            let r = panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| ThreadError::Panicked(panic_message(&*p)));
             done.complete(r)
         }));
         ThreadResult { slot }
@@ -570,8 +566,5 @@ impl fmt::Debug for ThreadPool {
 /// first use with `GREENRT_THREADPOOL_SIZE` threads. Each thread (each hub)
 /// has its own; it shuts down when the thread exits.
 pub fn default_pool() -> ThreadPool {
-    DEFAULT_POOL.with(|p| {
-        p.get_or_init(|| ThreadPool::new(config::get().threadpool_size))
-            .clone()
-    })
+    DEFAULT_POOL.with(|p| p.get_or_init(|| ThreadPool::new(config::get().threadpool_size)).clone())
 }

@@ -92,21 +92,14 @@ impl Timeout {
         self.cancel();
         match r {
             Ok(v) => Ok(v),
-            Err(p)
-                if p.downcast_ref::<TimeoutUnwind>()
-                    .is_some_and(|u| u.id == self.id) =>
-            {
-                Err(Elapsed)
-            }
+            Err(p) if p.downcast_ref::<TimeoutUnwind>().is_some_and(|u| u.id == self.id) => Err(Elapsed),
             Err(p) => panic::resume_unwind(p),
         }
     }
 
     /// True if `payload` (from `catch_unwind`) is this timeout's expiry.
     pub fn is_mine(&self, payload: &(dyn std::any::Any + Send)) -> bool {
-        payload
-            .downcast_ref::<TimeoutUnwind>()
-            .is_some_and(|u| u.id == self.id)
+        payload.downcast_ref::<TimeoutUnwind>().is_some_and(|u| u.id == self.id)
     }
 }
 
@@ -120,12 +113,7 @@ impl Drop for Timeout {
 
 impl fmt::Debug for Timeout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Timeout {{ id: {}, pending: {} }}",
-            self.id,
-            self.pending()
-        )
+        write!(f, "Timeout {{ id: {}, pending: {} }}", self.id, self.pending())
     }
 }
 

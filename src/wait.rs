@@ -25,10 +25,7 @@ pub(crate) enum WaitResult {
     LoopExit,
     /// A kill or Timeout arrived; `notified` says whether a notification was
     /// also consumed (the caller must pass it on or give back what it got).
-    Interrupted {
-        interrupt: Interrupt,
-        notified: bool,
-    },
+    Interrupted { interrupt: Interrupt, notified: bool },
 }
 
 /// FIFO queue of parked greenlets.
@@ -75,10 +72,7 @@ impl WaitQueue {
             self.q.borrow_mut().retain(|x| !Rc::ptr_eq(x, &w));
         }
         match (p.interrupt, p.reason) {
-            (Some(interrupt), _) => WaitResult::Interrupted {
-                interrupt,
-                notified,
-            },
+            (Some(interrupt), _) => WaitResult::Interrupted { interrupt, notified },
             (None, _) if notified => WaitResult::Notified,
             (None, WakeReason::LoopExit) => WaitResult::LoopExit,
             (None, _) => WaitResult::TimedOut,
@@ -114,10 +108,6 @@ impl WaitQueue {
 
     /// Number of greenlets waiting.
     pub(crate) fn len(&self) -> usize {
-        self.q
-            .borrow()
-            .iter()
-            .filter(|w| !w.handle.is_stale())
-            .count()
+        self.q.borrow().iter().filter(|w| !w.handle.is_stale()).count()
     }
 }

@@ -109,10 +109,7 @@ fn imap_yields_in_input_order_as_results_arrive() {
     );
     assert_eq!(it.next(), Some(Ok(20)));
     let first = start.elapsed();
-    assert!(
-        first < ms(150),
-        "first result waited for later ones: {first:?}"
-    );
+    assert!(first < ms(150), "first result waited for later ones: {first:?}");
     assert_eq!(it.next(), Some(Ok(200)));
     assert!(start.elapsed() >= ms(200));
     assert_eq!(it.next(), Some(Ok(10)));

@@ -76,10 +76,7 @@ fn event_set_releases_100_waiters_at_once() {
     joinall(&gs, None).unwrap();
     // They slept together: one after another would take 10 s.
     let took = start.elapsed();
-    assert!(
-        took >= 100 * MS && took < Duration::from_secs(2),
-        "{took:?}"
-    );
+    assert!(took >= 100 * MS && took < Duration::from_secs(2), "{took:?}");
 }
 
 #[test]

@@ -29,8 +29,7 @@ fn lock_excludes_other_greenlets_across_switches() {
     let runs = Rc::new(Cell::new(0));
     let gs: Vec<_> = (0..5)
         .map(|_| {
-            let (lock, inside, overlaps, runs) =
-                (lock.clone(), inside.clone(), overlaps.clone(), runs.clone());
+            let (lock, inside, overlaps, runs) = (lock.clone(), inside.clone(), overlaps.clone(), runs.clone());
             spawn(move || {
                 for _ in 0..3 {
                     let _held = lock.acquire_guard().unwrap();
@@ -124,10 +123,7 @@ fn kill_while_blocked_in_lock_acquire_unwinds() {
     assert!(dropped.get());
     assert_eq!(g.get(), Err(Error::Killed));
     lock.release().unwrap();
-    assert!(
-        !lock.locked(),
-        "the lock was not handed to the dead greenlet"
-    );
+    assert!(!lock.locked(), "the lock was not handed to the dead greenlet");
 }
 
 #[test]
@@ -275,10 +271,7 @@ fn kill_while_blocked_in_rlock_acquire_unwinds() {
     assert!(dropped.get());
     assert_eq!(g.get(), Err(Error::Killed));
     lock.release().unwrap();
-    assert!(
-        !lock.locked(),
-        "the lock was not handed to the dead greenlet"
-    );
+    assert!(!lock.locked(), "the lock was not handed to the dead greenlet");
 }
 
 #[test]

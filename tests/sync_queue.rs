@@ -244,11 +244,7 @@ fn queue_hundred_consumers_cooperate() {
     got.sort_unstable();
     assert_eq!(got, (0..100).collect::<Vec<_>>());
     // Sleeping one after another would take 10 s.
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
 }
 
 #[test]
@@ -427,11 +423,7 @@ fn queue_task_done_join() {
         }
     });
     assert_eq!(q.join(), Ok(()));
-    assert_eq!(
-        processed.get(),
-        3,
-        "join returned before every task was done"
-    );
+    assert_eq!(processed.get(), 3, "join returned before every task was done");
     assert_eq!(q.unfinished_tasks(), 0);
     assert_eq!(q.task_done(), Err(TaskDoneError));
     worker.kill();
@@ -540,10 +532,7 @@ fn kill_while_blocked_in_channel_put_unwinds() {
     yield_now();
     assert_eq!(ch.putters(), 1);
     g.kill();
-    assert!(
-        dropped.get(),
-        "the offered item was dropped with the killed putter"
-    );
+    assert!(dropped.get(), "the offered item was dropped with the killed putter");
     assert_eq!(g.get(), Err(Error::Killed));
     assert_eq!(ch.putters(), 0);
     assert!(ch.try_get().is_err());

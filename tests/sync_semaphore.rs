@@ -38,11 +38,7 @@ fn semaphore_limits_concurrency() {
         })
         .collect();
     joinall(&gs, None).unwrap();
-    assert_eq!(
-        peak.get(),
-        3,
-        "at most three at a time, and three did overlap"
-    );
+    assert_eq!(peak.get(), 3, "at most three at a time, and three did overlap");
     // Three rounds of 50 ms; one at a time would take nine (450 ms).
     let took = start.elapsed();
     assert!(took >= 150 * MS && took < 400 * MS, "{took:?}");
@@ -140,11 +136,7 @@ fn kill_while_blocked_in_semaphore_acquire_unwinds() {
     assert_eq!(g.get(), Err(Error::Killed));
     assert_eq!(sem.waiters(), 0);
     sem.release();
-    assert_eq!(
-        sem.available(),
-        1,
-        "no permit was handed to the dead greenlet"
-    );
+    assert_eq!(sem.available(), 1, "no permit was handed to the dead greenlet");
 }
 
 #[test]

@@ -152,14 +152,8 @@ fn threadpool_many_concurrent_applies() {
     }
     let took = start.elapsed();
     // Five waves of ten 100 ms jobs: about 0.5 s; serial would be 5 s.
-    assert!(
-        took >= Duration::from_millis(450),
-        "more than 10 at once? {took:?}"
-    );
-    assert!(
-        took < Duration::from_secs(2),
-        "applies did not overlap: {took:?}"
-    );
+    assert!(took >= Duration::from_millis(450), "more than 10 at once? {took:?}");
+    assert!(took < Duration::from_secs(2), "applies did not overlap: {took:?}");
     assert_eq!(peak.load(Ordering::SeqCst), 10);
     assert_eq!(pool.threads(), 10);
 }
@@ -198,8 +192,7 @@ fn idle_workers_exit() {
     assert_eq!(exited.load(Ordering::SeqCst), 0);
     // Idle for 100 ms, each worker exits: the OS threads really end.
     assert!(
-        eventually(Duration::from_secs(3), || exited.load(Ordering::SeqCst)
-            == 4),
+        eventually(Duration::from_secs(3), || exited.load(Ordering::SeqCst) == 4),
         "only {} of 4 workers exited",
         exited.load(Ordering::SeqCst)
     );
@@ -230,10 +223,7 @@ fn kill_while_in_apply() {
     let took = start.elapsed();
     assert!(g.dead());
     assert_eq!(g.exception(), Some(Error::Killed));
-    assert!(
-        took < Duration::from_millis(150),
-        "kill waited for the job: {took:?}"
-    );
+    assert!(took < Duration::from_millis(150), "kill waited for the job: {took:?}");
     assert!(!after_apply.get(), "the killed greenlet kept running");
     assert!(!finished.load(Ordering::SeqCst));
     // The job still runs to completion; its result is dropped.
@@ -262,10 +252,7 @@ fn get_timeout_then_get_again() {
         11
     });
     let start = Instant::now();
-    assert_eq!(
-        r.get_timeout(Duration::from_millis(30)),
-        Err(ThreadError::TimedOut)
-    );
+    assert_eq!(r.get_timeout(Duration::from_millis(30)), Err(ThreadError::TimedOut));
     assert!(start.elapsed() < Duration::from_millis(150));
     assert!(!r.ready());
     assert_eq!(r.get(), Ok(11));
@@ -323,9 +310,7 @@ fn drop_lets_queued_jobs_finish() {
         assert_eq!(r.get(), Ok(i));
     }
     // The worker does not wait out its 60 s idle timeout after shutdown.
-    assert!(eventually(Duration::from_secs(3), || exited
-        .load(Ordering::SeqCst)
-        == 1));
+    assert!(eventually(Duration::from_secs(3), || exited.load(Ordering::SeqCst) == 1));
 }
 
 #[test]

@@ -41,7 +41,6 @@ pub use channel::Channel;
 pub use event::Event;
 pub use lock::{Lock, LockGuard, NotOwner, RLock, RLockGuard};
 pub use queue::{
-    Fifo, GenericQueue, GetError, Lifo, LifoQueue, MinHeap, PriorityQueue, PutError, Queue,
-    QueueStorage, TaskDoneError,
+    Fifo, GenericQueue, GetError, Lifo, LifoQueue, MinHeap, PriorityQueue, PutError, Queue, QueueStorage, TaskDoneError,
 };
 pub use semaphore::{BoundedSemaphore, OverRelease, Semaphore, SemaphoreGuard};

@@ -153,10 +153,7 @@ impl<T> PutError<T> {
     /// The item that was not put.
     pub fn into_inner(self) -> T {
         match self {
-            PutError::Full(t)
-            | PutError::ShutDown(t)
-            | PutError::TimedOut(t)
-            | PutError::LoopExit(t) => t,
+            PutError::Full(t) | PutError::ShutDown(t) | PutError::TimedOut(t) | PutError::LoopExit(t) => t,
         }
     }
 }
@@ -431,9 +428,7 @@ impl<T, S: QueueStorage<T>> GenericQueue<T, S> {
             let (woken, back) = self.putters.wait(Some(item), deadline);
             match woken {
                 Woken::Granted(PutGrant::Accepted) => return Ok(()),
-                Woken::Granted(PutGrant::ShutDown) => {
-                    return Err(PutError::ShutDown(back.expect("item given back")))
-                }
+                Woken::Granted(PutGrant::ShutDown) => return Err(PutError::ShutDown(back.expect("item given back"))),
                 Woken::TimedOut if deadline.is_some() => {
                     return Err(PutError::TimedOut(back.expect("item given back")))
                 }
@@ -453,9 +448,7 @@ impl<T, S: QueueStorage<T>> GenericQueue<T, S> {
             let Some(slot) = self.putters.wake_first() else {
                 return;
             };
-            let item = slot
-                .take_payload()
-                .expect("a waiting putter holds its item");
+            let item = slot.take_payload().expect("a waiting putter holds its item");
             self.items.borrow_mut().push(item);
             self.unfinished.set(self.unfinished.get() + 1);
             slot.grant(PutGrant::Accepted);
@@ -499,9 +492,7 @@ impl<T, S: QueueStorage<T>> GenericQueue<T, S> {
         // Empty, yet a putter waits: a rendezvous (Channel) queue. Take
         // its item directly.
         let slot = self.putters.wake_first()?;
-        let item = slot
-            .take_payload()
-            .expect("a waiting putter holds its item");
+        let item = slot.take_payload().expect("a waiting putter holds its item");
         self.unfinished.set(self.unfinished.get() + 1);
         slot.grant(PutGrant::Accepted);
         Some(item)
@@ -584,9 +575,7 @@ impl<T, S: QueueStorage<T>> GenericQueue<T, S> {
         while self.unfinished.get() > 0 {
             match self.all_done.wait(deadline) {
                 WaitResult::Notified => return Some(true),
-                WaitResult::TimedOut if deadline.is_some() => {
-                    return Some(self.unfinished.get() == 0)
-                }
+                WaitResult::TimedOut if deadline.is_some() => return Some(self.unfinished.get() == 0),
                 WaitResult::TimedOut => {}
                 WaitResult::LoopExit => return None,
                 // Every joiner is woken at once: nothing to pass on.

@@ -137,8 +137,7 @@ impl Semaphore {
     /// Like [`acquire_timeout`](Self::acquire_timeout), returning a guard;
     /// `None` if no permit came in time.
     pub fn acquire_guard_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        self.acquire_timeout(timeout)
-            .then(|| SemaphoreGuard { sem: self })
+        self.acquire_timeout(timeout).then(|| SemaphoreGuard { sem: self })
     }
 
     /// Like [`try_acquire`](Self::try_acquire), returning a guard.

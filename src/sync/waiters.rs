@@ -78,11 +78,7 @@ impl<P, G> Waiters<P, G> {
     /// Parks the current greenlet at the back of the line, leaving
     /// `payload`, until it is granted, `deadline` passes, or an interrupt
     /// arrives. Returns the outcome and the payload if nobody took it.
-    pub(crate) fn wait(
-        &self,
-        payload: Option<P>,
-        deadline: Option<Instant>,
-    ) -> (Woken<G>, Option<P>) {
+    pub(crate) fn wait(&self, payload: Option<P>, deadline: Option<Instant>) -> (Woken<G>, Option<P>) {
         let slot = Rc::new(Slot {
             wq: WaitQueue::new(),
             payload: Cell::new(payload),

@@ -64,12 +64,7 @@ impl Poller for Epoll {
     fn forget(&mut self, fd: RawFd) {
         if self.is_registered(fd) {
             // An fd that is already closed is already gone from the set.
-            let _ = syscall!(epoll_ctl(
-                self.epfd,
-                libc::EPOLL_CTL_DEL,
-                fd,
-                std::ptr::null_mut()
-            ));
+            let _ = syscall!(epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()));
             self.mark(fd, false);
         }
     }
@@ -77,12 +72,7 @@ impl Poller for Epoll {
     fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         self.buf.clear();
         let cap = self.buf.capacity() as libc::c_int;
-        let n = match syscall!(epoll_wait(
-            self.epfd,
-            self.buf.as_mut_ptr(),
-            cap,
-            timeout_ms(timeout)
-        )) {
+        let n = match syscall!(epoll_wait(self.epfd, self.buf.as_mut_ptr(), cap, timeout_ms(timeout))) {
             Ok(n) => n as usize,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) => return Err(e),
@@ -94,8 +84,7 @@ impl Poller for Epoll {
             let bits = ev.events;
             events.push(Event {
                 fd: ev.u64 as RawFd,
-                readable: bits & ((libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) as u32 | err)
-                    != 0,
+                readable: bits & ((libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) as u32 | err) != 0,
                 writable: bits & (libc::EPOLLOUT as u32 | err) != 0,
             });
         }

@@ -66,8 +66,7 @@ impl Poller for Poll {
             if p.revents != 0 {
                 events.push(Event {
                     fd: p.fd,
-                    readable: p.revents & (libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP | err)
-                        != 0,
+                    readable: p.revents & (libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP | err) != 0,
                     writable: p.revents & (libc::POLLOUT | err) != 0,
                 });
             }
