@@ -114,9 +114,15 @@ fn classify(payload: Box<dyn Any + Send>, task: &Task) -> Outcome {
 
 /// Marks a task dead, wakes its joiners and starts its links.
 fn finish(task: &Rc<Task>, outcome: Outcome) {
+    if hub::is_forked_greenlet(task.id) {
+        // The child of a fork made inside this greenlet: its parent's
+        // scheduler is not here to return to, so the child ends with it.
+        let _ = io::stdout().flush();
+        std::process::exit(if matches!(outcome, Outcome::Returned | Outcome::Killed) { 0 } else { 101 });
+    }
     *task.outcome.borrow_mut() = outcome;
     task.state.set(State::Dead);
-    hub::with(|h| h.task_died());
+    hub::with(|h| h.task_died(task));
     task.joiners.notify_all();
     let links = std::mem::take(&mut *task.links.borrow_mut());
     for l in links {
@@ -133,6 +139,7 @@ pub(crate) fn start_coroutine(task: &Rc<Task>) -> Option<Co> {
     let body = task.body.take()?;
     match GuardedStack::get(task.stack_size) {
         Ok(stack) => {
+            task.guard.set(stack.guard_range());
             let t2 = task.clone();
             Some(Co::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
                 t2.yielder.set(y as *const _);
@@ -203,8 +210,10 @@ impl Builder {
         let parent = hub::with(|h| h.current_id());
         let mut task = Task::new(hub::next_id(), false, site, parent);
         task.stack_size = size;
-        *task.name.borrow_mut() = self.name;
         let task = Rc::new(task);
+        if let Some(name) = self.name {
+            GreenletRef { task: task.clone() }.set_name(name);
+        }
         let value: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
         let (t2, v2) = (task.clone(), value.clone());
         let body = move || {
@@ -220,7 +229,7 @@ impl Builder {
         };
         task.body.set(Some(Box::new(body)));
         hub::with(|h| {
-            h.task_spawned();
+            h.task_spawned(&task);
             match start_at {
                 None => h.make_runnable(task.clone()),
                 Some(at) => {
@@ -308,7 +317,11 @@ impl GreenletRef {
 
     /// Renames the greenlet.
     pub fn set_name(&self, name: impl Into<String>) {
-        *self.task.name.borrow_mut() = Some(name.into());
+        let name = name.into();
+        if !self.task.is_root && !self.dead() {
+            hub::with(|h| h.shared.names.lock().unwrap_or_else(|e| e.into_inner()).insert(self.task.id, name.clone()));
+        }
+        *self.task.name.borrow_mut() = Some(name);
     }
 
     /// Id of the greenlet that spawned this one (0 for a root).

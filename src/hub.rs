@@ -20,14 +20,14 @@ use std::io;
 use std::os::fd::RawFd;
 use std::panic::Location;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::config;
 use crate::sys::waker::Waker;
 use crate::sys::{self, Event, Interest, Poller};
-use crate::task::{Interrupt, State, Task, WakeHandle, WakeReason};
+use crate::task::{Interrupt, State, Task, WaitingOn, WakeHandle, WakeReason};
 use crate::timer::{TimerAction, TimerHandle, Timers};
 
 /// Greenlet runs between two non-blocking polls of fds and timers.
@@ -107,6 +107,102 @@ impl Remote {
     }
 }
 
+/// The part of a hub that other threads may read: what the blocking
+/// monitor and run info need. Updated with relaxed stores on every switch
+/// (a few nanoseconds), read only by observers.
+pub(crate) struct HubShared {
+    /// Greenlet switches so far.
+    pub(crate) switches: AtomicU64,
+    /// Id of the greenlet running now (the root's id when none).
+    pub(crate) running: AtomicU64,
+    /// Spawn site of the greenlet running now (null for the root).
+    pub(crate) running_site: AtomicPtr<Location<'static>>,
+    /// True while the hub waits in its poller (idle, not blocked).
+    pub(crate) idle: AtomicBool,
+    /// Greenlets spawned and not yet dead.
+    pub(crate) live: AtomicUsize,
+    /// Id of the thread's root greenlet.
+    pub(crate) root_id: u64,
+    /// Kernel thread id and name of the hub's thread.
+    pub(crate) tid: i32,
+    pub(crate) thread_name: String,
+    /// Names given to live greenlets (only named ones are listed).
+    pub(crate) names: Mutex<HashMap<u64, String>>,
+    remote: Weak<Remote>,
+}
+
+impl HubShared {
+    /// A handle to post work to this hub, while it is alive.
+    pub(crate) fn handle(&self) -> Option<HubHandle> {
+        let remote = self.remote.upgrade()?;
+        if remote.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(HubHandle { remote })
+    }
+}
+
+/// Every hub of the process, for the monitor and run info.
+static HUBS: Mutex<Vec<Weak<HubShared>>> = Mutex::new(Vec::new());
+
+/// The shared state of every live hub.
+pub(crate) fn all_hubs() -> Vec<Arc<HubShared>> {
+    let mut hubs = HUBS.lock().unwrap_or_else(|e| e.into_inner());
+    hubs.retain(|w| w.strong_count() > 0);
+    hubs.iter().filter_map(Weak::upgrade).collect()
+}
+
+/// Incremented in the child after every fork; lets per-thread caches
+/// (thread pools) notice they were inherited and start afresh.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// How many forks this process is away from its original ancestor.
+pub(crate) fn fork_generation() -> u64 {
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+thread_local! {
+    /// Id of the greenlet that called fork, in the child (0 otherwise):
+    /// it carries on as the child's main context, and the child exits
+    /// when it returns (its parent's scheduler is not in the child).
+    static FORKED_GREENLET: Cell<u64> = const { Cell::new(0) };
+}
+
+/// True if `id` is the greenlet that forked this (child) process.
+pub(crate) fn is_forked_greenlet(id: u64) -> bool {
+    FORKED_GREENLET.try_with(|f| f.get() == id).unwrap_or(false)
+}
+
+/// Gives the child of a fork a fresh hub: the parent's greenlets are left
+/// behind (they never run here), its epoll fd and eventfd are closed in
+/// the child only (no `epoll_ctl`, which would change the parent's set),
+/// and the next use of the runtime creates a new hub and poller. Called by
+/// `os::fork` and, through `pthread_atfork`, after any fork.
+pub(crate) fn reset_after_fork() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+    let Ok(p) = HUB.try_with(|h| h.replace(std::ptr::null())) else { return };
+    if p.is_null() || p == TORN_DOWN {
+        return;
+    }
+    // SAFETY: `p` is the parent's hub of this thread, copied into the
+    // child. Only this thread exists in the child; we close its fds and
+    // leak the rest (its greenlets' stacks belong to the parent's story).
+    let hub = unsafe { &*p };
+    let old_current = hub.current_id();
+    if old_current != hub.root.id {
+        let _ = FORKED_GREENLET.try_with(|f| f.set(old_current));
+    }
+    hub.remote.closed.store(true, Ordering::Release);
+    // SAFETY: closes the child's copy of the eventfd; the parent keeps its own.
+    unsafe { libc::close(hub.remote.waker.fd()) };
+    let old = std::mem::replace(&mut *hub.poller.borrow_mut(), Box::new(sys::poll::Poll::new()));
+    drop(old); // closes the child's copy of the epoll fd
+}
+
+extern "C" fn atfork_child() {
+    reset_after_fork();
+}
+
 /// The per-thread event loop and scheduler.
 pub(crate) struct Hub {
     pub(crate) root: Rc<Task>,
@@ -124,6 +220,10 @@ pub(crate) struct Hub {
     switches: Cell<u64>,
     /// Greenlets that are spawned and not yet dead.
     live: Cell<usize>,
+    /// Every live spawned greenlet (for run info); `Task::registry_index`
+    /// is each one's position.
+    registry: RefCell<Vec<Rc<Task>>>,
+    pub(crate) shared: Arc<HubShared>,
 }
 
 thread_local! {
@@ -157,6 +257,12 @@ fn create() -> *const Hub {
         std::process::abort()
     }));
     crate::greenlet::install_panic_hook();
+    static ATFORK: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers a plain extern "C" function as the child handler.
+    ATFORK.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(atfork_child));
+    });
+    HUBS.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&hub.shared));
     let p = Box::into_raw(hub) as *const Hub;
     HUB.with(|h| h.set(p));
     HUB_OWNER.with(|_| {});
@@ -201,7 +307,12 @@ pub(crate) fn wake_handle() -> WakeHandle {
 /// Parks the current greenlet until woken, `deadline` passes, or an
 /// interrupt arrives.
 pub(crate) fn park(deadline: Option<Instant>) -> Parked {
-    with(|h| h.park(deadline))
+    with(|h| h.park(deadline, WaitingOn::Sleep))
+}
+
+/// Like [`park`], recording what the greenlet waits on for run info.
+pub(crate) fn park_on(deadline: Option<Instant>, on: WaitingOn) -> Parked {
+    with(|h| h.park(deadline, on))
 }
 
 /// The current greenlet's task.
@@ -217,6 +328,25 @@ impl Hub {
         poller.set_interest(waker.fd(), Interest::READ)?;
         let root = Rc::new(Task::new(next_id(), true, Location::caller(), 0));
         let current = Cell::new(Rc::as_ptr(&root));
+        let remote = Arc::new(Remote {
+            queue: Mutex::new(Vec::new()),
+            waker,
+            closed: AtomicBool::new(false),
+            next_token: AtomicU64::new(1),
+        });
+        let shared = Arc::new(HubShared {
+            switches: AtomicU64::new(0),
+            running: AtomicU64::new(root.id),
+            running_site: AtomicPtr::new(std::ptr::null_mut()),
+            idle: AtomicBool::new(false),
+            live: AtomicUsize::new(0),
+            root_id: root.id,
+            // SAFETY: gettid has no preconditions.
+            tid: unsafe { libc::gettid() },
+            thread_name: std::thread::current().name().unwrap_or("<unnamed>").to_string(),
+            names: Mutex::new(HashMap::new()),
+            remote: Arc::downgrade(&remote),
+        });
         Ok(Hub {
             root,
             current,
@@ -226,17 +356,14 @@ impl Hub {
             events: RefCell::new(Vec::with_capacity(256)),
             fds: RefCell::new(HashMap::new()),
             io_waiters: Cell::new(0),
-            remote: Arc::new(Remote {
-                queue: Mutex::new(Vec::new()),
-                waker,
-                closed: AtomicBool::new(false),
-                next_token: AtomicU64::new(1),
-            }),
+            remote,
             remote_waiters: RefCell::new(HashMap::new()),
             in_scheduler: Cell::new(false),
             ticks: Cell::new(0),
             switches: Cell::new(0),
             live: Cell::new(0),
+            registry: RefCell::new(Vec::new()),
+            shared,
         })
     }
 
@@ -268,13 +395,36 @@ impl Hub {
     }
 
     /// Registers a newly spawned task (not yet started).
-    pub(crate) fn task_spawned(&self) {
+    pub(crate) fn task_spawned(&self, t: &Rc<Task>) {
         self.live.set(self.live.get() + 1);
+        self.shared.live.store(self.live.get(), Ordering::Relaxed);
+        let mut reg = self.registry.borrow_mut();
+        t.registry_index.set(reg.len());
+        reg.push(t.clone());
     }
 
     /// Records that a spawned task is dead.
-    pub(crate) fn task_died(&self) {
+    pub(crate) fn task_died(&self, t: &Task) {
+        let i = t.registry_index.replace(usize::MAX);
+        let mut reg = self.registry.borrow_mut();
+        if i >= reg.len() || reg[i].id != t.id {
+            return; // not registered here (e.g. inherited across fork)
+        }
+        reg.swap_remove(i);
+        if let Some(moved) = reg.get(i) {
+            moved.registry_index.set(i);
+        }
+        drop(reg);
         self.live.set(self.live.get() - 1);
+        self.shared.live.store(self.live.get(), Ordering::Relaxed);
+        if t.name.borrow().is_some() {
+            self.shared.names.lock().unwrap_or_else(|e| e.into_inner()).remove(&t.id);
+        }
+    }
+
+    /// Every live spawned greenlet of this hub, in no particular order.
+    pub(crate) fn live_tasks(&self) -> Vec<Rc<Task>> {
+        self.registry.borrow().clone()
     }
 
     /// Greenlets spawned on this hub and not yet dead.
@@ -295,7 +445,7 @@ impl Hub {
     // ===== parking and switching =====
 
     /// See [`park`].
-    pub(crate) fn park(&self, deadline: Option<Instant>) -> Parked {
+    pub(crate) fn park(&self, deadline: Option<Instant>, on: WaitingOn) -> Parked {
         let cur = self.current_task();
         if let Some(i) = cur.pending.take() {
             return Parked {
@@ -312,7 +462,9 @@ impl Hub {
         });
         cur.reason.set(WakeReason::None);
         cur.state.set(State::Parked);
+        cur.waiting_on.set(on);
         self.switch_out(&cur);
+        cur.waiting_on.set(WaitingOn::Nothing);
         if let Some(t) = timer {
             if !t.fired() {
                 self.timers.borrow_mut().cancel(&t);
@@ -368,9 +520,15 @@ impl Hub {
         };
         self.current.set(Rc::as_ptr(&t));
         t.state.set(State::Running);
-        self.switches.set(self.switches.get() + 1);
+        let n = self.switches.get() + 1;
+        self.switches.set(n);
+        self.shared.switches.store(n, Ordering::Relaxed);
+        self.shared.running.store(t.id, Ordering::Relaxed);
+        self.shared.running_site.store(t.spawn_site as *const _ as *mut _, Ordering::Relaxed);
         let r = co.resume(());
         self.current.set(Rc::as_ptr(&self.root));
+        self.shared.running.store(self.root.id, Ordering::Relaxed);
+        self.shared.running_site.store(std::ptr::null_mut(), Ordering::Relaxed);
         match r {
             corosensei::CoroutineResult::Yield(()) => t.co.set(Some(co)),
             corosensei::CoroutineResult::Return(()) => co.into_stack().release(),
@@ -475,7 +633,15 @@ impl Hub {
     fn poll_io(&self, timeout: Option<Duration>) {
         let mut events = std::mem::take(&mut *self.events.borrow_mut());
         events.clear();
-        if let Err(e) = self.poller.borrow_mut().wait(&mut events, timeout) {
+        let blocking = timeout != Some(Duration::ZERO);
+        if blocking {
+            self.shared.idle.store(true, Ordering::Relaxed);
+        }
+        let r = self.poller.borrow_mut().wait(&mut events, timeout);
+        if blocking {
+            self.shared.idle.store(false, Ordering::Relaxed);
+        }
+        if let Err(e) = r {
             config::log(config::LogLevel::Error, format_args!("poller wait failed: {e}"));
         }
         let waker_fd = self.remote.waker.fd();
@@ -541,7 +707,7 @@ impl Hub {
             }
         }
         self.io_waiters.set(self.io_waiters.get() + 1);
-        let p = self.park(deadline);
+        let p = self.park(deadline, WaitingOn::Fd(fd, interest));
         self.io_waiters.set(self.io_waiters.get() - 1);
         if !matches!(p.reason, WakeReason::Io | WakeReason::Closed) {
             let mut fds = self.fds.borrow_mut();

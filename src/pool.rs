@@ -108,8 +108,8 @@ impl Group {
             inner: Rc::new(Inner {
                 members: RefCell::new(BTreeMap::new()),
                 capacity,
-                slot_free: WaitQueue::new(),
-                changed: WaitQueue::new(),
+                slot_free: WaitQueue::labeled("Pool slot"),
+                changed: WaitQueue::labeled("Group change"),
             }),
         }
     }
@@ -503,7 +503,7 @@ impl<R: 'static> IMap<R> {
             running: RefCell::new(HashMap::new()),
             fed: Cell::new(false),
             ordered,
-            changed: WaitQueue::new(),
+            changed: WaitQueue::labeled("imap result"),
         });
         let f = Rc::new(f);
         let weak = Rc::downgrade(&state);

@@ -150,7 +150,6 @@ impl GuardedStack {
     }
 
     /// Address range of the guard page, for overflow reports.
-    #[allow(dead_code)]
     pub(crate) fn guard_range(&self) -> (usize, usize) {
         (self.low, self.low + page_size())
     }

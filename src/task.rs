@@ -85,6 +85,37 @@ pub(crate) enum Outcome {
     NoStack(String),
 }
 
+/// What a parked greenlet waits on, for run info and reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitingOn {
+    /// Not waiting (running or runnable), or not recorded.
+    Nothing,
+    /// A timer only (`sleep`).
+    Sleep,
+    /// A wait queue of a primitive, named by its label (e.g. `"join"`).
+    Queue(&'static str),
+    /// An fd, with the directions wanted.
+    Fd(i32, crate::sys::Interest),
+    /// Another thread (thread pool, cross-thread handle).
+    Thread,
+}
+
+impl std::fmt::Display for WaitingOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WaitingOn::Nothing => f.write_str("-"),
+            WaitingOn::Sleep => f.write_str("sleep"),
+            WaitingOn::Queue(l) => f.write_str(l),
+            WaitingOn::Fd(fd, i) => match (i.readable, i.writable) {
+                (true, true) => write!(f, "fd {fd} (read/write)"),
+                (true, false) => write!(f, "fd {fd} (read)"),
+                _ => write!(f, "fd {fd} (write)"),
+            },
+            WaitingOn::Thread => f.write_str("another thread"),
+        }
+    }
+}
+
 /// One greenlet (or the root context of a thread).
 pub(crate) struct Task {
     pub(crate) id: u64,
@@ -109,6 +140,15 @@ pub(crate) struct Task {
     pub(crate) spawn_site: &'static Location<'static>,
     pub(crate) parent: u64,
     pub(crate) stack_size: usize,
+    /// What it is parked on (for run info).
+    pub(crate) waiting_on: Cell<WaitingOn>,
+    /// Its guard page `[low, high)` once its stack is mapped (for overflow
+    /// reports).
+    pub(crate) guard: Cell<(usize, usize)>,
+    /// Its index in the hub's registry of live greenlets.
+    pub(crate) registry_index: Cell<usize>,
+    /// When it was spawned.
+    pub(crate) spawned_at: std::time::Instant,
 }
 
 impl Task {
@@ -125,11 +165,15 @@ impl Task {
             body: Cell::new(None),
             yielder: Cell::new(std::ptr::null()),
             outcome: RefCell::new(Outcome::Pending),
-            joiners: WaitQueue::new(),
+            joiners: WaitQueue::labeled("join"),
             links: RefCell::new(Vec::new()),
             spawn_site: site,
             parent,
             stack_size: 0,
+            waiting_on: Cell::new(WaitingOn::Nothing),
+            guard: Cell::new((0, 0)),
+            registry_index: Cell::new(usize::MAX),
+            spawned_at: std::time::Instant::now(),
         }
     }
 

@@ -67,7 +67,7 @@ use crossbeam_deque::{Injector, Steal};
 use crate::config;
 use crate::greenlet::deliver;
 use crate::hub::{self, RemoteWaker};
-use crate::task::WakeReason;
+use crate::task::{WaitingOn, WakeReason};
 
 /// How long a worker waits for a job before it exits, unless the pool was
 /// built with [`ThreadPool::with_idle_timeout`].
@@ -252,7 +252,7 @@ impl<R> ThreadResult<R> {
                 // One waker per park: its token only matches this park.
                 s.waiters.push((id, hub::with(|h| h.remote_waker())));
             }
-            let p = hub::park(deadline);
+            let p = hub::park_on(deadline, WaitingOn::Thread);
             let mine = {
                 let mut s = lock(&self.slot);
                 let i = s.waiters.iter().position(|(w, _)| *w == id);

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use crate::hub;
-use crate::task::{Interrupt, WakeHandle, WakeReason};
+use crate::task::{Interrupt, WaitingOn, WakeHandle, WakeReason};
 
 struct Waiter {
     handle: WakeHandle,
@@ -29,16 +29,25 @@ pub(crate) enum WaitResult {
 }
 
 /// FIFO queue of parked greenlets.
-#[derive(Default)]
 pub(crate) struct WaitQueue {
     q: RefCell<VecDeque<Rc<Waiter>>>,
+    label: &'static str,
+}
+
+impl Default for WaitQueue {
+    fn default() -> Self {
+        WaitQueue::new()
+    }
 }
 
 impl WaitQueue {
     pub(crate) const fn new() -> Self {
-        WaitQueue {
-            q: RefCell::new(VecDeque::new()),
-        }
+        WaitQueue::labeled("wait queue")
+    }
+
+    /// A queue whose waiters show as waiting on `label` in run info.
+    pub(crate) const fn labeled(label: &'static str) -> Self {
+        WaitQueue { q: RefCell::new(VecDeque::new()), label }
     }
 
     /// Parks the current greenlet at the back of the queue until notified,
@@ -66,7 +75,7 @@ impl WaitQueue {
                 q.push_back(w.clone());
             }
         }
-        let p = hub::park(deadline);
+        let p = hub::park_on(deadline, WaitingOn::Queue(self.label));
         let notified = w.notified.get();
         if !notified {
             self.q.borrow_mut().retain(|x| !Rc::ptr_eq(x, &w));

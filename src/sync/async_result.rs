@@ -65,7 +65,7 @@ impl<T, E> Default for AsyncResult<T, E> {
     fn default() -> Self {
         AsyncResult {
             result: RefCell::new(None),
-            waiters: WaitQueue::new(),
+            waiters: WaitQueue::labeled("AsyncResult"),
         }
     }
 }

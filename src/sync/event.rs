@@ -26,16 +26,21 @@ use crate::LoopExit;
 /// ev.set();
 /// assert!(g.get().unwrap());
 /// ```
-#[derive(Default)]
 pub struct Event {
     flag: Cell<bool>,
     waiters: WaitQueue,
 }
 
+impl Default for Event {
+    fn default() -> Self {
+        Event::new()
+    }
+}
+
 impl Event {
     /// A new, unset event.
     pub fn new() -> Event {
-        Event::default()
+        Event { flag: Cell::new(false), waiters: WaitQueue::labeled("Event.wait") }
     }
 
     /// True once [`set`](Self::set) was called and not undone by

@@ -313,10 +313,10 @@ impl<T, S: QueueStorage<T>> GenericQueue<T, S> {
         GenericQueue {
             items: RefCell::new(S::default()),
             maxsize,
-            getters: Waiters::default(),
-            putters: Waiters::default(),
+            getters: Waiters::labeled("Queue.get"),
+            putters: Waiters::labeled("Queue.put"),
             unfinished: Cell::new(0),
-            all_done: WaitQueue::new(),
+            all_done: WaitQueue::labeled("Queue.join"),
             shut_down: Cell::new(false),
         }
     }

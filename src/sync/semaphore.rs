@@ -47,7 +47,7 @@ impl Semaphore {
     pub fn new(permits: usize) -> Semaphore {
         Semaphore {
             counter: Cell::new(permits),
-            waiters: Waiters::default(),
+            waiters: Waiters::labeled("Semaphore.acquire"),
         }
     }
 

@@ -64,23 +64,21 @@ pub(crate) enum Woken<G> {
 /// payload `P`.
 pub(crate) struct Waiters<P, G> {
     q: RefCell<VecDeque<Rc<Slot<P, G>>>>,
-}
-
-impl<P, G> Default for Waiters<P, G> {
-    fn default() -> Self {
-        Waiters {
-            q: RefCell::new(VecDeque::new()),
-        }
-    }
+    label: &'static str,
 }
 
 impl<P, G> Waiters<P, G> {
+    /// An empty line whose waiters show as waiting on `label` in run info.
+    pub(crate) fn labeled(label: &'static str) -> Self {
+        Waiters { q: RefCell::new(VecDeque::new()), label }
+    }
+
     /// Parks the current greenlet at the back of the line, leaving
     /// `payload`, until it is granted, `deadline` passes, or an interrupt
     /// arrives. Returns the outcome and the payload if nobody took it.
     pub(crate) fn wait(&self, payload: Option<P>, deadline: Option<Instant>) -> (Woken<G>, Option<P>) {
         let slot = Rc::new(Slot {
-            wq: WaitQueue::new(),
+            wq: WaitQueue::labeled(self.label),
             payload: Cell::new(payload),
             grant: Cell::new(None),
         });
