@@ -46,3 +46,8 @@ pub use io::{cancel_wait, wait_readable, wait_writable};
 pub use stack::mapped_stacks;
 pub use sys::Interest;
 pub use timeout::{with_timeout, Elapsed, Timeout};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
