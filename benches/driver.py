@@ -10,8 +10,8 @@ to ROWS. Nothing else changes: the table, ratios, goals and JSON follow.
 
 Environment: BENCH_RUNS (timed runs per figure, default 7), BENCH_ONLY
 (comma-separated row names to run), BENCH_BIN (the Rust runner),
-BENCH_PYTHON (python with gevent), BENCH_SKIP (comma-separated systems to
-skip, e.g. "may" when it failed to build), BENCH_SETUP_NOTES (lines the
+BENCH_PYTHON (python with gevent), BENCH_SKIP (lines "system:reason" of
+systems to skip, e.g. may when it does not build), BENCH_SETUP_NOTES (lines the
 setup wants printed under the table).
 """
 
@@ -132,6 +132,12 @@ SLEEPERS_REPEAT = {"greenrt": 3, "tokio": 3}
 ROWS = [
     Row("switch", "switch (2 greenlets, yield ping-pong)", "ns/switch", "switch",
         ["greenrt", "raw", "tokio", "may", "gevent"], at_most_times("raw", 2)),
+    # The blocking monitor (GREENRT_MONITOR=1) against the same loop with it
+    # off, alternating in one process (issue 4: under 5% cost when on).
+    Row("switch_monitor", "switch with monitor on", "ns/switch", "switch_monitor",
+        ["greenrt"], show_notes=True),
+    Row("switch_monitor_cost", "switch: monitor on vs off", "% cost", "switch_monitor",
+        ["greenrt"], at_most(5, "%")),
     Row("spawn_join", "spawn + join, N=100k", "ns/greenlet", "spawn",
         ["greenrt", "tokio", "may", "gevent"], at_most_times("tokio", 1)),
     Row("queue_pingpong", "Queue ping-pong (2 unbounded)", "ns/round trip", "queue",
@@ -140,12 +146,13 @@ ROWS = [
         ["greenrt", "tokio", "may", "gevent"]),
     Row("timeout", "Timeout start+cancel", "ns", "timeout",
         ["greenrt", "tokio", "gevent"], show_notes=True),
-    Row("threadpool_apply", "ThreadPool apply round trip", "us", "threadpool",
+    Row("threadpool_apply", "ThreadPool apply round trip", "µs", "threadpool",
         ["greenrt", "tokio", "gevent"]),
     # Cross-CPU wake-ups of an idle vCPU dominate the row above on a VM;
-    # pinned to one CPU it shows the pool's own cost.
-    Row("threadpool_apply_1cpu", "ThreadPool apply, pinned to 1 CPU", "us", "threadpool",
-        ["greenrt", "tokio", "gevent"], source="threadpool_apply", prefix=PIN_CPU0),
+    # pinned to one CPU it shows the pool's own cost (needs taskset).
+    *([Row("threadpool_apply_1cpu", "ThreadPool apply, pinned to 1 CPU", "µs", "threadpool",
+           ["greenrt", "tokio", "gevent"], source="threadpool_apply", prefix=PIN_CPU0)]
+      if PIN_CPU0 else []),
     Row("sleepers_spawn", "1M sleepers: spawn+start", "ns/greenlet", "sleepers",
         ["greenrt", "tokio", "may", "gevent"], show_notes=True, jobs=SLEEPERS,
         repeat=SLEEPERS_REPEAT),
@@ -239,7 +246,7 @@ def advantage(row, g, p):
 def main():
     only = {x for x in os.environ.get("BENCH_ONLY", "").split(",") if x}
     skip = {}
-    for item in os.environ.get("BENCH_SKIP", "").split(","):
+    for item in os.environ.get("BENCH_SKIP", "").splitlines():
         if item:
             name, _, why = item.partition(":")
             skip[name] = why or "skipped"
@@ -248,7 +255,7 @@ def main():
     cache = {}  # (system, job) -> output of run_job
     results = []
     for row in rows:
-        values, notes, ratios = {}, {}, {}
+        values, notes, ratios, runs = {}, {}, {}, {}
         for system in row.systems:
             job = row.jobs.get(system, row.job)
             key = (system, job, row.prefix)
@@ -259,6 +266,8 @@ def main():
                    or next((r for r in out.values() if r.get("unavailable")), None)
                    or {"unavailable": "runner printed no figure for this row"})
             values[system] = rec.get("value")
+            if rec.get("runs"):
+                runs[system] = rec["runs"]
             if rec.get("unavailable"):
                 notes[system] = "unavailable: " + rec["unavailable"]
             elif rec.get("note"):
@@ -277,6 +286,7 @@ def main():
             "better": "lower" if row.lower_is_better else "higher",
             "advantage": ratios,
             "notes": notes,
+            "runs": runs,
             "row": row,
         })
 

@@ -42,8 +42,14 @@ build() {
 }
 echo "bench: building greenrt-benches (release)..." >&2
 if ! build; then
-    reason=$(grep -m1 -E '^error' "$OUT/build.log" | cut -c1-160)
-    echo "bench: build with may failed; retrying without it" >&2
+    # Only a failure inside may (or its own dependencies) is worth a retry
+    # without it; anything else is reported as is.
+    if ! grep -qE 'could not compile `(may|generator|may_queue)' "$OUT/build.log"; then
+        echo "bench: the benchmark runner does not build" >&2
+        exit 1
+    fi
+    reason=$(grep -m1 -E 'could not compile `(may|generator|may_queue)' "$OUT/build.log" | cut -c1-160)
+    echo "bench: may does not build; retrying without it" >&2
     if build --no-default-features; then
         skip+=("may:build failed (${reason:-see $OUT/build.log})")
     else
@@ -68,6 +74,6 @@ lockver() { awk -v n="$1" '$0=="name = \""n"\"" {getline; gsub(/version = |"/, "
 notes+=("tokio $(lockver tokio) (current_thread), may $(lockver may) (1 worker), corosensei $(lockver corosensei); $(nproc) cores")
 
 setup_notes=$(printf '%s\n' "${notes[@]}")
-skips=$(IFS=,; echo "${skip[*]:-}")
+skips=$(printf '%s\n' "${skip[@]}")
 BENCH_BIN="$bin" BENCH_PYTHON="$VENV/bin/python" BENCH_SKIP="$skips" \
     BENCH_SETUP_NOTES="$setup_notes" exec "$PY" benches/driver.py

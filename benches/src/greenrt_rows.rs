@@ -12,6 +12,7 @@ const SYS: &str = "greenrt";
 pub fn run(job: &str) {
     match job {
         "switch" => switch(),
+        "switch_monitor" => switch_monitor(),
         "spawn" => spawn_join(),
         "queue" => queue(),
         "semaphore" => semaphore(),
@@ -42,6 +43,56 @@ fn switch() {
     });
     let note = format!("2 greenlets x {N} yield_now");
     emit("switch", SYS, v, &runs, &note);
+}
+
+/// The `switch` loop with the blocking monitor off and on (what
+/// `GREENRT_MONITOR=1` starts, at its default 100 ms threshold), alternating
+/// in one process so that drift hits both alike. Rows: `switch_monitor`
+/// (ns/switch, monitor on) and `switch_monitor_cost` (% over monitor off).
+fn switch_monitor() {
+    const N: usize = 200_000;
+    let once = || {
+        let t = Instant::now();
+        let gs: Vec<_> = (0..2)
+            .map(|_| {
+                greenrt::spawn(|| {
+                    for _ in 0..N {
+                        greenrt::yield_now();
+                    }
+                })
+            })
+            .collect();
+        greenrt::joinall(&gs, None).unwrap();
+        ns_per(t, 2 * N)
+    };
+    let max_blocking = Duration::from_millis(100);
+    once(); // warm-up
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    // Each run is short (~15 ms): take three pairs per timed run for
+    // steadier medians. Alternate which goes first, so that order effects
+    // cancel.
+    for i in 0..3 * common::runs() {
+        if i % 2 == 0 {
+            off.push(once());
+        }
+        greenrt::monitor::start(max_blocking).unwrap();
+        // Let the new thread get going: its start is not the steady cost.
+        std::thread::sleep(Duration::from_millis(5));
+        on.push(once());
+        greenrt::monitor::stop();
+        if i % 2 == 1 {
+            off.push(once());
+        }
+    }
+    let (off_v, on_v) = (common::median(&off), common::median(&on));
+    let cost = (on_v / off_v - 1.0) * 100.0;
+    let costs: Vec<f64> = off.iter().zip(&on).map(|(a, b)| (b / a - 1.0) * 100.0).collect();
+    let note = format!(
+        "2 greenlets x {N} yield_now, monitor::start(100ms) (= GREENRT_MONITOR=1); monitor off {off_v:.1} ns, \
+         on {on_v:.1} ns: {cost:+.1}%"
+    );
+    emit("switch_monitor", SYS, on_v, &on, &note);
+    emit("switch_monitor_cost", SYS, cost, &costs, &note);
 }
 
 /// Spawn N trivial greenlets, then join them all.

@@ -3,7 +3,8 @@
 //! every (job, system) pair and prints the table. Systems: `greenrt`,
 //! `raw` (bare corosensei), `tokio` (current-thread), `may` (one worker).
 //! Jobs: `switch`, `spawn`, `queue`, `semaphore`, `timeout`, `threadpool`,
-//! `sleepers`.
+//! `sleepers`, and `switch_monitor` (greenrt only: its blocking monitor's
+//! cost on the switch loop).
 
 mod common;
 mod greenrt_rows;
@@ -12,9 +13,11 @@ mod may_rows;
 mod raw;
 mod tokio_rows;
 
-/// Every job; each prints one row, except `sleepers` (two).
+/// Every job; each prints one row, except `sleepers` and `switch_monitor`
+/// (two each).
 pub const JOBS: &[&str] = &[
     "switch",
+    "switch_monitor",
     "spawn",
     "queue",
     "semaphore",
@@ -31,6 +34,9 @@ fn main() {
     };
     if !JOBS.contains(&job) {
         usage();
+    }
+    if job == "switch_monitor" && system != "greenrt" {
+        return common::unavailable(job, system, "measures greenrt's own blocking monitor");
     }
     match system {
         "greenrt" => greenrt_rows::run(job),
