@@ -6,6 +6,8 @@
 //! | `GREENRT_STACK_SIZE` | bytes, with optional `k`/`m` suffix, 16k..=1g | `256k` |
 //! | `GREENRT_THREADPOOL_SIZE` | 1..=1024 | `10` |
 //! | `GREENRT_LOG` | `off`, `error`, `debug` | `error` |
+//! | `GREENRT_MONITOR` | `0`, `1` (the blocking monitor, see `greenrt::monitor`) | `0` |
+//! | `GREENRT_MAX_BLOCKING` | milliseconds, 1..=3600000 (the monitor's threshold) | `100` |
 //!
 //! A bad value never falls back silently: [`Config::from_env`] returns an
 //! error naming the variable and the accepted values, and the runtime's
@@ -46,6 +48,12 @@ pub struct Config {
     pub threadpool_size: usize,
     /// `GREENRT_LOG`.
     pub log: LogLevel,
+    /// `GREENRT_MONITOR`: start the blocking monitor at the first hub
+    /// creation (gevent's `GEVENT_MONITOR_THREAD_ENABLE`).
+    pub monitor: bool,
+    /// `GREENRT_MAX_BLOCKING`: how long a hub may go without switching
+    /// before the monitor reports it (gevent's `GEVENT_MAX_BLOCKING_TIME`).
+    pub max_blocking: std::time::Duration,
 }
 
 /// Default stack size: 256 KiB of address space; only touched pages cost
@@ -55,6 +63,8 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 /// Largest accepted stack size.
 pub const MAX_STACK_SIZE: usize = 1024 * 1024 * 1024;
+/// Default `GREENRT_MAX_BLOCKING`: 100 ms, like gevent's `max_blocking_time`.
+pub const DEFAULT_MAX_BLOCKING: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A configuration value that was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +96,8 @@ impl Default for Config {
             stack_size: DEFAULT_STACK_SIZE,
             threadpool_size: 10,
             log: LogLevel::Error,
+            monitor: false,
+            max_blocking: DEFAULT_MAX_BLOCKING,
         }
     }
 }
@@ -105,6 +117,12 @@ impl Config {
         }
         if let Some(v) = get("GREENRT_LOG") {
             c.log = parse_log(&v)?;
+        }
+        if let Some(v) = get("GREENRT_MONITOR") {
+            c.monitor = parse_monitor(&v)?;
+        }
+        if let Some(v) = get("GREENRT_MAX_BLOCKING") {
+            c.max_blocking = parse_max_blocking(&v)?;
         }
         Ok(c)
     }
@@ -173,6 +191,27 @@ pub fn parse_log(v: &str) -> Result<LogLevel, ConfigError> {
     }
 }
 
+/// Parses a `GREENRT_MONITOR` value.
+pub fn parse_monitor(v: &str) -> Result<bool, ConfigError> {
+    match v.trim() {
+        "0" => Ok(false),
+        "1" => Ok(true),
+        _ => Err(bad("GREENRT_MONITOR", v, "0 (off), 1 (on)")),
+    }
+}
+
+/// Parses a `GREENRT_MAX_BLOCKING` value (whole milliseconds).
+pub fn parse_max_blocking(v: &str) -> Result<std::time::Duration, ConfigError> {
+    match v.trim().parse::<u64>() {
+        Ok(ms) if (1..=3_600_000).contains(&ms) => Ok(std::time::Duration::from_millis(ms)),
+        _ => Err(bad(
+            "GREENRT_MAX_BLOCKING",
+            v,
+            "milliseconds, an integer from 1 to 3600000 (e.g. 100)",
+        )),
+    }
+}
+
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
 /// The process-wide configuration. On a bad environment value this prints
@@ -227,6 +266,38 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "greenrt: invalid GREENRT_BACKEND=\"kqueue\"; accepted values: epoll, poll"
+        );
+    }
+
+    #[test]
+    fn monitor_settings() {
+        let c = Config::from_lookup(lookup(&[])).unwrap();
+        assert!(!c.monitor);
+        assert_eq!(c.max_blocking, DEFAULT_MAX_BLOCKING);
+        let c = Config::from_lookup(lookup(&[("GREENRT_MONITOR", "1"), ("GREENRT_MAX_BLOCKING", "250")])).unwrap();
+        assert!(c.monitor);
+        assert_eq!(c.max_blocking, std::time::Duration::from_millis(250));
+        assert_eq!(parse_monitor("0"), Ok(false));
+        assert!(parse_monitor("yes").is_err());
+        assert!(parse_monitor("").is_err());
+        assert!(parse_max_blocking("0").is_err());
+        assert!(parse_max_blocking("0.1").is_err());
+        assert!(parse_max_blocking("3600001").is_err());
+        assert_eq!(parse_max_blocking("3600000"), Ok(std::time::Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn bad_monitor_values_name_variable_and_choices() {
+        let e = Config::from_lookup(lookup(&[("GREENRT_MONITOR", "on")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "greenrt: invalid GREENRT_MONITOR=\"on\"; accepted values: 0 (off), 1 (on)"
+        );
+        let e = Config::from_lookup(lookup(&[("GREENRT_MAX_BLOCKING", "100ms")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "greenrt: invalid GREENRT_MAX_BLOCKING=\"100ms\"; accepted values: \
+             milliseconds, an integer from 1 to 3600000 (e.g. 100)"
         );
     }
 

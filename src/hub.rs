@@ -119,6 +119,10 @@ pub(crate) struct HubShared {
     pub(crate) running_site: AtomicPtr<Location<'static>>,
     /// True while the hub waits in its poller (idle, not blocked).
     pub(crate) idle: AtomicBool,
+    /// Blocking waits in the poller so far: lets the monitor see that the
+    /// loop ran between two samples even when no greenlet switched (the
+    /// root sleeping while the others wait on fds).
+    pub(crate) polls: AtomicU64,
     /// Greenlets spawned and not yet dead.
     pub(crate) live: AtomicUsize,
     /// Id of the thread's root greenlet.
@@ -266,6 +270,8 @@ fn create() -> *const Hub {
     let p = Box::into_raw(hub) as *const Hub;
     HUB.with(|h| h.set(p));
     HUB_OWNER.with(|_| {});
+    crate::overflow::on_hub_created();
+    crate::monitor::on_hub_created();
     p
 }
 
@@ -293,6 +299,20 @@ pub(crate) fn try_with_existing<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
     }
     // SAFETY: as in `with`.
     Some(f(unsafe { &*p }))
+}
+
+/// The running task of this thread's hub, for the stack overflow signal
+/// handler: reads the const-initialised, Drop-free `HUB` thread-local
+/// (no lazy init, no allocation, no destructor registration) and the hub's
+/// `current` pointer. `None` when the thread has no live hub.
+pub(crate) fn current_task_for_signal() -> Option<*const Task> {
+    let p = HUB.try_with(|h| h.get()).ok()?;
+    if p.is_null() || p == TORN_DOWN {
+        return None;
+    }
+    // SAFETY: as in `with`: `p` is this thread's live hub; reading a Cell
+    // of a pointer is a plain load.
+    Some(unsafe { (*p).current.get() })
 }
 
 /// A wake handle for the current greenlet's next park.
@@ -339,6 +359,7 @@ impl Hub {
             running: AtomicU64::new(root.id),
             running_site: AtomicPtr::new(std::ptr::null_mut()),
             idle: AtomicBool::new(false),
+            polls: AtomicU64::new(0),
             live: AtomicUsize::new(0),
             root_id: root.id,
             // SAFETY: gettid has no preconditions.
@@ -636,6 +657,7 @@ impl Hub {
         let blocking = timeout != Some(Duration::ZERO);
         if blocking {
             self.shared.idle.store(true, Ordering::Relaxed);
+            self.shared.polls.fetch_add(1, Ordering::Relaxed);
         }
         let r = self.poller.borrow_mut().wait(&mut events, timeout);
         if blocking {

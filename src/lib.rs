@@ -27,6 +27,8 @@ mod error;
 mod greenlet;
 pub mod hub;
 mod io;
+pub mod monitor;
+mod overflow;
 pub mod pool;
 mod stack;
 pub mod sync;
