@@ -30,6 +30,8 @@ pub struct GreenletExit;
 
 /// Unwinds the current greenlet for an interrupt (kill or Timeout). The
 /// panic hook is not involved, so nothing is printed.
+#[cold]
+#[inline(never)]
 pub(crate) fn deliver(i: Interrupt) -> ! {
     match i {
         Interrupt::Kill => panic::resume_unwind(Box::new(GreenletExit)),
@@ -38,7 +40,7 @@ pub(crate) fn deliver(i: Interrupt) -> ! {
 }
 
 /// Unwinds if an interrupt arrived; otherwise returns.
-#[inline]
+#[inline(always)]
 pub(crate) fn check(i: Option<Interrupt>) {
     if let Some(i) = i {
         deliver(i)
@@ -118,7 +120,11 @@ fn finish(task: &Rc<Task>, outcome: Outcome) {
         // The child of a fork made inside this greenlet: its parent's
         // scheduler is not here to return to, so the child ends with it.
         let _ = io::stdout().flush();
-        std::process::exit(if matches!(outcome, Outcome::Returned | Outcome::Killed) { 0 } else { 101 });
+        std::process::exit(if matches!(outcome, Outcome::Returned | Outcome::Killed) {
+            0
+        } else {
+            101
+        });
     }
     *task.outcome.borrow_mut() = outcome;
     task.state.set(State::Dead);
@@ -290,8 +296,9 @@ pub fn sleep(d: Duration) {
 }
 
 /// Lets every other runnable greenlet run once, then continues.
+#[inline(always)]
 pub fn yield_now() {
-    check(hub::with(|h| h.yield_now()));
+    check(hub::get().yield_now());
 }
 
 // ===== handles =====
@@ -319,7 +326,13 @@ impl GreenletRef {
     pub fn set_name(&self, name: impl Into<String>) {
         let name = name.into();
         if !self.task.is_root && !self.dead() {
-            hub::with(|h| h.shared.names.lock().unwrap_or_else(|e| e.into_inner()).insert(self.task.id, name.clone()));
+            hub::with(|h| {
+                h.shared
+                    .names
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(self.task.id, name.clone())
+            });
         }
         *self.task.name.borrow_mut() = Some(name);
     }

@@ -184,7 +184,9 @@ pub(crate) fn is_forked_greenlet(id: u64) -> bool {
 /// `os::fork` and, through `pthread_atfork`, after any fork.
 pub(crate) fn reset_after_fork() {
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
-    let Ok(p) = HUB.try_with(|h| h.replace(std::ptr::null())) else { return };
+    let Ok(p) = HUB.try_with(|h| h.replace(std::ptr::null())) else {
+        return;
+    };
     if p.is_null() || p == TORN_DOWN {
         return;
     }
@@ -266,7 +268,9 @@ fn create() -> *const Hub {
     ATFORK.call_once(|| unsafe {
         libc::pthread_atfork(None, None, Some(atfork_child));
     });
-    HUBS.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&hub.shared));
+    HUBS.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Arc::downgrade(&hub.shared));
     let p = Box::into_raw(hub) as *const Hub;
     HUB.with(|h| h.set(p));
     HUB_OWNER.with(|_| {});
@@ -278,7 +282,7 @@ fn create() -> *const Hub {
 /// Runs `f` with this thread's hub, creating the hub on first use.
 ///
 /// Panics if called while the thread is being torn down.
-#[inline]
+#[inline(always)]
 pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
     let mut p = HUB.with(|h| h.get());
     if p.is_null() {
@@ -289,6 +293,20 @@ pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
     // HubOwner's destructor at thread exit, after which HUB is TORN_DOWN),
     // and Hub is !Sync so the reference cannot reach another thread.
     f(unsafe { &*p })
+}
+
+/// This thread's hub, for the hot switch paths where a closure call would
+/// cost a frame. The reference must not be kept beyond the current call.
+#[inline(always)]
+pub(crate) fn get() -> &'static Hub {
+    let mut p = HUB.with(|h| h.get());
+    if p.is_null() {
+        p = create();
+    }
+    assert!(p != TORN_DOWN, "greenrt: hub used while its thread is exiting");
+    // SAFETY: as in `with`; callers use the reference only within the
+    // current call, never across thread exit.
+    unsafe { &*p }
 }
 
 /// Runs `f` with this thread's hub if one exists and is alive.
@@ -391,6 +409,7 @@ impl Hub {
     // ===== tasks =====
 
     /// The running task (the root when no greenlet runs).
+    #[inline(always)]
     pub(crate) fn current_task(&self) -> Rc<Task> {
         let p = self.current.get();
         // SAFETY: `current` always points at a live task: the root (owned by
@@ -410,6 +429,7 @@ impl Hub {
     }
 
     /// Puts a task at the back of the ready queue.
+    #[inline(always)]
     pub(crate) fn make_runnable(&self, t: Rc<Task>) {
         t.state.set(State::Runnable);
         self.ready.borrow_mut().push_back(t);
@@ -439,7 +459,11 @@ impl Hub {
         self.live.set(self.live.get() - 1);
         self.shared.live.store(self.live.get(), Ordering::Relaxed);
         if t.name.borrow().is_some() {
-            self.shared.names.lock().unwrap_or_else(|e| e.into_inner()).remove(&t.id);
+            self.shared
+                .names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&t.id);
         }
     }
 
@@ -499,6 +523,7 @@ impl Hub {
 
     /// Gives other runnable greenlets a turn, then continues (gevent's
     /// `sleep(0)`). Returns an interrupt that arrived meanwhile.
+    #[inline(always)]
     pub(crate) fn yield_now(&self) -> Option<Interrupt> {
         let cur = self.current_task();
         if let Some(i) = cur.pending.take() {
@@ -512,13 +537,10 @@ impl Hub {
 
     /// Leaves the current task (already marked Parked or Runnable) and
     /// returns when it is resumed.
+    #[inline(always)]
     fn switch_out(&self, cur: &Rc<Task>) {
         if cur.is_root {
-            assert!(
-                !self.in_scheduler.get(),
-                "greenrt: a blocking call was made from the hub's own context"
-            );
-            self.run_scheduler();
+            self.root_switch_out();
         } else {
             let y = cur.yielder.get();
             // SAFETY: the yielder pointer was stored by the coroutine body
@@ -530,29 +552,54 @@ impl Hub {
         cur.state.set(State::Running);
     }
 
+    /// The root's way out: run the loop right here on its stack. Kept out
+    /// of line so the greenlet-side switch path stays small enough to
+    /// inline into the caller (every frame between a switch and the code
+    /// that called it costs a mispredicted return).
+    #[cold]
+    #[inline(never)]
+    fn root_switch_out(&self) {
+        assert!(
+            !self.in_scheduler.get(),
+            "greenrt: a blocking call was made from the hub's own context"
+        );
+        self.run_scheduler();
+    }
+
     /// Resumes one task until it parks, yields or finishes.
+    #[inline(always)]
     fn run_task(&self, t: Rc<Task>) {
-        let mut co = match t.co.take() {
-            Some(co) => co,
-            None => match crate::greenlet::start_coroutine(&t) {
-                Some(co) => co,
+        // SAFETY: a task's coroutine slot is touched only here, by
+        // `start_coroutine` (which runs only from here, before the first
+        // resume) and by `Task::drop`; a task is never resumed while it is
+        // already running (it is in the ready queue at most once, and the
+        // running task cannot be popped), so this is the only live
+        // reference to the slot for the whole resume.
+        let slot = unsafe { &mut *t.co.get() };
+        if slot.is_none() {
+            match crate::greenlet::start_coroutine(&t) {
+                Some(co) => *slot = Some(co),
                 None => return,
-            },
-        };
+            }
+        }
+        let Some(co) = slot.as_mut() else { return };
         self.current.set(Rc::as_ptr(&t));
         t.state.set(State::Running);
         let n = self.switches.get() + 1;
         self.switches.set(n);
         self.shared.switches.store(n, Ordering::Relaxed);
         self.shared.running.store(t.id, Ordering::Relaxed);
-        self.shared.running_site.store(t.spawn_site as *const _ as *mut _, Ordering::Relaxed);
+        self.shared
+            .running_site
+            .store(t.spawn_site as *const _ as *mut _, Ordering::Relaxed);
         let r = co.resume(());
         self.current.set(Rc::as_ptr(&self.root));
         self.shared.running.store(self.root.id, Ordering::Relaxed);
         self.shared.running_site.store(std::ptr::null_mut(), Ordering::Relaxed);
-        match r {
-            corosensei::CoroutineResult::Yield(()) => t.co.set(Some(co)),
-            corosensei::CoroutineResult::Return(()) => co.into_stack().release(),
+        if let corosensei::CoroutineResult::Return(()) = r {
+            if let Some(co) = slot.take() {
+                co.into_stack().release();
+            }
         }
     }
 

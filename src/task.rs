@@ -14,7 +14,7 @@
 //! Kill and Timeout are *interrupts*: they are recorded on the task and
 //! delivered when its current park returns (its next switch point).
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::panic::Location;
 use std::rc::Rc;
 
@@ -126,7 +126,7 @@ pub(crate) struct Task {
     pub(crate) reason: Cell<WakeReason>,
     pub(crate) pending: Cell<Option<Interrupt>>,
     /// The coroutine, once the task has started.
-    pub(crate) co: Cell<Option<Co>>,
+    pub(crate) co: UnsafeCell<Option<Co>>,
     /// The greenlet's body until it starts: its stack is only mapped then,
     /// so spawned-but-not-started greenlets cost no mapping.
     pub(crate) body: Cell<Option<Box<dyn FnOnce()>>>,
@@ -161,7 +161,7 @@ impl Task {
             seq: Cell::new(0),
             reason: Cell::new(WakeReason::None),
             pending: Cell::new(None),
-            co: Cell::new(None),
+            co: UnsafeCell::new(None),
             body: Cell::new(None),
             yielder: Cell::new(std::ptr::null()),
             outcome: RefCell::new(Outcome::Pending),
@@ -199,7 +199,7 @@ impl Drop for Task {
         // A task is only dropped while suspended when its hub is torn down at
         // thread exit. Unwinding its stack then would run greenlet code with
         // no hub; leak the stack instead (documented in the README).
-        if let Some(co) = self.co.take() {
+        if let Some(co) = self.co.get_mut().take() {
             if co.started() && !co.done() {
                 std::mem::forget(co);
             }
