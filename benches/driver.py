@@ -62,6 +62,7 @@ SYSTEMS = {
     "raw": rust("raw"),
     "tokio": rust("tokio"),
     "may": rust("may"),
+    "std": rust("std"),
     "gevent": System(
         "gevent",
         lambda job: [PYTHON, os.path.join(HERE, "gevent_bench.py"), *job.split()],
@@ -69,7 +70,7 @@ SYSTEMS = {
     ),
 }
 # Table columns, in order (greenrt first; the others are peers).
-COLUMNS = ["greenrt", "raw", "tokio", "may", "gevent"]
+COLUMNS = ["greenrt", "raw", "std", "tokio", "may", "gevent"]
 
 
 # ===== goals =====
@@ -89,6 +90,15 @@ def at_most_times(peer, factor):
             return None
         return v["greenrt"] <= factor * v[peer]
     return Goal(f"greenrt <= {factor:g}x {peer}", check)
+
+
+def at_least_times(peer, factor):
+    """greenrt's figure at least `factor` times `peer`'s (higher is better)."""
+    def check(v):
+        if v.get("greenrt") is None or v.get(peer) is None:
+            return None
+        return v["greenrt"] >= factor * v[peer]
+    return Goal(f"greenrt >= {factor:g}x {peer}", check)
 
 
 def at_most(limit, unit):
@@ -153,6 +163,12 @@ ROWS = [
     *([Row("threadpool_apply_1cpu", "ThreadPool apply, pinned to 1 CPU", "µs", "threadpool",
            ["greenrt", "tokio", "gevent"], source="threadpool_apply", prefix=PIN_CPU0)]
       if PIN_CPU0 else []),
+    # Spawn + wait of `true`, one at a time (issue 4): greenrt's Command
+    # wraps std's fork/exec and waits on a pidfd, so it should keep up with
+    # std's blocking status(); gevent.subprocess for reference.
+    Row("subprocess", "spawn+wait `true`", "spawns/s", "subprocess",
+        ["greenrt", "std", "gevent"], at_least_times("std", 0.9), lower_is_better=False,
+        show_notes=True),
     Row("sleepers_spawn", "1M sleepers: spawn+start", "ns/greenlet", "sleepers",
         ["greenrt", "tokio", "may", "gevent"], show_notes=True, jobs=SLEEPERS,
         repeat=SLEEPERS_REPEAT),
@@ -328,7 +344,7 @@ def print_table(results):
     print("greenrt vs peers (medians; one run of the same machine: compare ratios only)")
     print("(Nx) after a peer's figure = greenrt's advantage: peer/greenrt for lower-is-"
           "better units, so >1 means greenrt is better, <1 means the peer is.")
-    print("raw = bare corosensei resume+suspend pair (the switch limit).")
+    print("raw = bare corosensei resume+suspend pair (the switch limit); std = plain std, no runtime.")
     print()
     print(show(header))
     print(show(["-" * w for w in widths]))

@@ -14,6 +14,7 @@ import time
 import gevent
 import gevent.lock
 import gevent.queue
+import gevent.subprocess
 
 SYS = "gevent"
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
@@ -142,6 +143,19 @@ def threadpool():
          f"{n} x hub.threadpool.apply (maxsize {pool.maxsize})")
 
 
+def subprocess_():
+    n = 300
+
+    def run():
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            assert gevent.subprocess.call(["true"]) == 0
+        return n / ((time.perf_counter_ns() - t0) / 1e9)
+
+    v, runs = bench(run)
+    emit("subprocess", v, runs, f'{n} x gevent.subprocess.call(["true"])')
+
+
 def sleepers(n):
     started = [0]
 
@@ -173,6 +187,7 @@ JOBS = {
     "semaphore": semaphore,
     "timeout": timeout,
     "threadpool": threadpool,
+    "subprocess": subprocess_,
 }
 
 

@@ -54,7 +54,7 @@
 //! worker thread and the source location, which is what a reader of the
 //! log needs.
 
-use std::cell::OnceCell;
+use std::cell::RefCell;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -321,7 +321,8 @@ struct Inner {
 thread_local! {
     /// Set on worker threads, which must never create a hub.
     static IN_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    static DEFAULT_POOL: OnceCell<ThreadPool> = const { OnceCell::new() };
+    /// This thread's default pool, with the fork generation it was made in.
+    static DEFAULT_POOL: RefCell<Option<(u64, ThreadPool)>> = const { RefCell::new(None) };
 }
 
 impl Inner {
@@ -564,7 +565,25 @@ impl fmt::Debug for ThreadPool {
 
 /// This thread's default pool (gevent's `get_hub().threadpool`), created on
 /// first use with `GREENRT_THREADPOOL_SIZE` threads. Each thread (each hub)
-/// has its own; it shuts down when the thread exits.
+/// has its own; it shuts down when the thread exits. In the child of a
+/// fork it is a new pool: the inherited one's workers do not exist there.
 pub fn default_pool() -> ThreadPool {
-    DEFAULT_POOL.with(|p| p.get_or_init(|| ThreadPool::new(config::get().threadpool_size)).clone())
+    DEFAULT_POOL.with(|p| {
+        let generation = hub::fork_generation();
+        let mut p = p.borrow_mut();
+        if let Some((g, pool)) = &*p {
+            if *g == generation {
+                return pool.clone();
+            }
+        }
+        // Inherited across a fork: leak it rather than drop it, because
+        // dropping takes its lock, which a parent's worker may have held
+        // when the process forked.
+        if let Some((_, old)) = p.take() {
+            std::mem::forget(old);
+        }
+        let pool = ThreadPool::new(config::get().threadpool_size);
+        *p = Some((generation, pool.clone()));
+        pool
+    })
 }

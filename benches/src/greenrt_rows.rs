@@ -19,6 +19,7 @@ pub fn run(job: &str) {
         "timeout" => timeout(),
         "threadpool" => threadpool(),
         "sleepers" => sleepers(),
+        "subprocess" => subprocess(),
         _ => unreachable!(),
     }
 }
@@ -240,4 +241,39 @@ fn sleepers() {
     let note = format!("N={n}, VmRSS {rss0} -> {rss1} KiB{limit}");
     emit("sleepers_rss", SYS, kib, &[kib], &note);
     common::exit_now();
+}
+
+/// Spawn + wait of a trivial child (`true`), one after another from the
+/// root greenlet: `process::Command::status()` (std's fork/exec, then a
+/// pidfd wait on the hub). Spawns + waits per second.
+fn subprocess() {
+    const N: usize = 300;
+    let (v, runs) = bench(|| {
+        let t = Instant::now();
+        for _ in 0..N {
+            let s = greenrt::process::Command::new("true").status().unwrap();
+            assert!(s.success());
+        }
+        N as f64 / t.elapsed().as_secs_f64()
+    });
+    // The same, 8 greenlets at a time: waits overlap with other spawns.
+    let (par, _) = bench(|| {
+        let t = Instant::now();
+        let gs: Vec<_> = (0..8)
+            .map(|_| {
+                greenrt::spawn(|| {
+                    for _ in 0..N / 8 {
+                        assert!(greenrt::process::Command::new("true").status().unwrap().success());
+                    }
+                })
+            })
+            .collect();
+        greenrt::joinall(&gs, None).unwrap();
+        (N / 8 * 8) as f64 / t.elapsed().as_secs_f64()
+    });
+    let note = format!(
+        "{N} x process::Command::new(\"true\").status() from the root greenlet; \
+         8 greenlets at a time: {par:.0}/s"
+    );
+    emit("subprocess", SYS, v, &runs, &note);
 }

@@ -1,16 +1,18 @@
 //! `greenrt-bench SYSTEM JOB`: measures one job on one system and prints
 //! its rows as JSON lines (see `common::emit`); `benches/driver.py` runs
 //! every (job, system) pair and prints the table. Systems: `greenrt`,
-//! `raw` (bare corosensei), `tokio` (current-thread), `may` (one worker).
+//! `raw` (bare corosensei), `tokio` (current-thread), `may` (one worker),
+//! `std` (plain std, for `subprocess`).
 //! Jobs: `switch`, `spawn`, `queue`, `semaphore`, `timeout`, `threadpool`,
-//! `sleepers`, and `switch_monitor` (greenrt only: its blocking monitor's
-//! cost on the switch loop).
+//! `sleepers`, `subprocess` (spawn + wait of `true`), and `switch_monitor`
+//! (greenrt only: its blocking monitor's cost on the switch loop).
 
 mod common;
 mod greenrt_rows;
 #[cfg(feature = "may")]
 mod may_rows;
 mod raw;
+mod std_rows;
 mod tokio_rows;
 
 /// Every job; each prints one row, except `sleepers` and `switch_monitor`
@@ -24,6 +26,7 @@ pub const JOBS: &[&str] = &[
     "timeout",
     "threadpool",
     "sleepers",
+    "subprocess",
 ];
 
 fn main() {
@@ -42,6 +45,7 @@ fn main() {
         "greenrt" => greenrt_rows::run(job),
         "raw" => raw::run(job),
         "tokio" => tokio_rows::run(job),
+        "std" => std_rows::run(job),
         #[cfg(feature = "may")]
         "may" => may_rows::run(job),
         #[cfg(not(feature = "may"))]
@@ -60,6 +64,9 @@ pub fn count_arg(default: usize) -> usize {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: greenrt-bench greenrt|raw|tokio|may {} [COUNT]", JOBS.join("|"));
+    eprintln!(
+        "usage: greenrt-bench greenrt|raw|tokio|may|std {} [COUNT]",
+        JOBS.join("|")
+    );
     std::process::exit(2)
 }
