@@ -276,6 +276,7 @@ fn create() -> *const Hub {
     HUB_OWNER.with(|_| {});
     crate::overflow::on_hub_created();
     crate::monitor::on_hub_created();
+    crate::signal::on_hub_created();
     p
 }
 
@@ -796,6 +797,12 @@ impl Hub {
             (None, WakeReason::Closed) => FdWait::Closed,
             _ => FdWait::TimedOut,
         })
+    }
+
+    /// Makes the next wait on `fd` re-register it with the poller (see
+    /// `Poller::revalidate`).
+    pub(crate) fn revalidate_fd(&self, fd: RawFd) {
+        self.poller.borrow_mut().revalidate(fd);
     }
 
     /// Wakes every greenlet waiting on `fd` with "closed" and drops the fd

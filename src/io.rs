@@ -29,6 +29,9 @@ fn wait_level(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::R
     if ready_now(fd, interest)? {
         return Ok(());
     }
+    // A raw fd may have been closed and its number reused without
+    // `cancel_wait`; make sure the poller watches the file it names now.
+    hub::with(|h| h.revalidate_fd(fd));
     wait(fd, interest, deadline)
 }
 

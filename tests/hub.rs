@@ -263,3 +263,31 @@ fn map_count_limit_is_a_clear_spawn_error() {
     );
     assert!(so.contains("vm.max_map_count"), "{so}");
 }
+
+#[test]
+fn reused_fd_number_is_watched_after_close_without_cancel_wait() {
+    // Wait on an fd, close it behind the hub's back, get the same number
+    // for a new socket: waiting on the new one must still work.
+    let (a, _b) = UnixStream::pair().unwrap();
+    let fd = a.as_raw_fd();
+    let _ = greenrt::wait_readable(fd, Some(Duration::from_millis(5)));
+    drop(a);
+    drop(_b);
+    let (c, mut d) = UnixStream::pair().unwrap();
+    assert!(
+        c.as_raw_fd() == fd || d.as_raw_fd() == fd,
+        "fd number not reused; test needs adjusting"
+    );
+    let (reader, mut writer) = if c.as_raw_fd() == fd {
+        (c, d)
+    } else {
+        (std::mem::replace(&mut d, c), d)
+    };
+    let rfd = reader.as_raw_fd();
+    let g = spawn(move || greenrt::wait_readable(rfd, Some(Duration::from_secs(5))).is_ok());
+    greenrt::sleep(Duration::from_millis(10));
+    use std::io::Write;
+    writer.write_all(b"x").unwrap();
+    assert_eq!(g.get(), Ok(true));
+    drop(reader);
+}

@@ -61,6 +61,11 @@ impl Poller for Epoll {
         Ok(())
     }
 
+    fn revalidate(&mut self, fd: RawFd) {
+        // The next set_interest does ADD (or MOD on EEXIST): one syscall.
+        self.mark(fd, false);
+    }
+
     fn forget(&mut self, fd: RawFd) {
         if self.is_registered(fd) {
             // An fd that is already closed is already gone from the set.

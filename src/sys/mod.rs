@@ -91,6 +91,10 @@ pub(crate) trait Poller {
     fn set_interest(&mut self, fd: RawFd, interest: Interest) -> io::Result<()>;
     /// Removes every trace of `fd` (call before the fd is closed).
     fn forget(&mut self, fd: RawFd);
+    /// Forgets what the backend remembers about `fd` without touching the
+    /// kernel, so that the next `set_interest` registers it afresh: for
+    /// raw fds the program may have closed and reopened behind our back.
+    fn revalidate(&mut self, _fd: RawFd) {}
     /// Waits for readiness; `None` waits without limit.
     fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()>;
     /// The backend's name, as accepted by `GREENRT_BACKEND`.
