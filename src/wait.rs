@@ -47,7 +47,10 @@ impl WaitQueue {
 
     /// A queue whose waiters show as waiting on `label` in run info.
     pub(crate) const fn labeled(label: &'static str) -> Self {
-        WaitQueue { q: RefCell::new(VecDeque::new()), label }
+        WaitQueue {
+            q: RefCell::new(VecDeque::new()),
+            label,
+        }
     }
 
     /// Parks the current greenlet at the back of the queue until notified,

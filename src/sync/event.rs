@@ -40,7 +40,10 @@ impl Default for Event {
 impl Event {
     /// A new, unset event.
     pub fn new() -> Event {
-        Event { flag: Cell::new(false), waiters: WaitQueue::labeled("Event.wait") }
+        Event {
+            flag: Cell::new(false),
+            waiters: WaitQueue::labeled("Event.wait"),
+        }
     }
 
     /// True once [`set`](Self::set) was called and not undone by

@@ -70,7 +70,10 @@ pub(crate) struct Waiters<P, G> {
 impl<P, G> Waiters<P, G> {
     /// An empty line whose waiters show as waiting on `label` in run info.
     pub(crate) fn labeled(label: &'static str) -> Self {
-        Waiters { q: RefCell::new(VecDeque::new()), label }
+        Waiters {
+            q: RefCell::new(VecDeque::new()),
+            label,
+        }
     }
 
     /// Parks the current greenlet at the back of the line, leaving
