@@ -6,6 +6,7 @@
 //! | `GREENRT_STACK_SIZE` | bytes, with optional `k`/`m` suffix, 16k..=1g | `256k` |
 //! | `GREENRT_THREADPOOL_SIZE` | 1..=1024 | `10` |
 //! | `GREENRT_LOG` | `off`, `error`, `debug` | `error` |
+//! | `GREENRT_RUN_INFO_SIGNAL` | a signal name or number (`SIGUSR2`, `USR2`, `12`), or `off` (print run info when it arrives) | `off` |
 //! | `GREENRT_MONITOR` | `0`, `1` (the blocking monitor, see `greenrt::monitor`) | `0` |
 //! | `GREENRT_MAX_BLOCKING` | milliseconds, 1..=3600000 (the monitor's threshold) | `100` |
 //!
@@ -48,6 +49,10 @@ pub struct Config {
     pub threadpool_size: usize,
     /// `GREENRT_LOG`.
     pub log: LogLevel,
+    /// `GREENRT_RUN_INFO_SIGNAL`: print [`crate::run_info()`] on stderr when
+    /// this signal arrives (gevent prints `print_run_info` on demand the
+    /// same way with a `signal_handler`).
+    pub run_info_signal: Option<i32>,
     /// `GREENRT_MONITOR`: start the blocking monitor at the first hub
     /// creation (gevent's `GEVENT_MONITOR_THREAD_ENABLE`).
     pub monitor: bool,
@@ -96,6 +101,7 @@ impl Default for Config {
             stack_size: DEFAULT_STACK_SIZE,
             threadpool_size: 10,
             log: LogLevel::Error,
+            run_info_signal: None,
             monitor: false,
             max_blocking: DEFAULT_MAX_BLOCKING,
         }
@@ -117,6 +123,9 @@ impl Config {
         }
         if let Some(v) = get("GREENRT_LOG") {
             c.log = parse_log(&v)?;
+        }
+        if let Some(v) = get("GREENRT_RUN_INFO_SIGNAL") {
+            c.run_info_signal = parse_run_info_signal(&v)?;
         }
         if let Some(v) = get("GREENRT_MONITOR") {
             c.monitor = parse_monitor(&v)?;
@@ -212,6 +221,20 @@ pub fn parse_max_blocking(v: &str) -> Result<std::time::Duration, ConfigError> {
     }
 }
 
+const RUN_INFO_SIGNAL_ACCEPTED: &str = "off, or a signal name or number greenrt can handle, e.g. SIGUSR2, USR2, 12 \
+     (not SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE)";
+
+/// Parses a `GREENRT_RUN_INFO_SIGNAL` value (`None` for `off`).
+pub fn parse_run_info_signal(v: &str) -> Result<Option<i32>, ConfigError> {
+    if v.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    match crate::signal::from_name(v) {
+        Some(n) if crate::signal::check_signum(n).is_ok() => Ok(Some(n)),
+        _ => Err(bad("GREENRT_RUN_INFO_SIGNAL", v, RUN_INFO_SIGNAL_ACCEPTED)),
+    }
+}
+
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
 /// The process-wide configuration. On a bad environment value this prints
@@ -299,6 +322,20 @@ mod tests {
             "greenrt: invalid GREENRT_MAX_BLOCKING=\"100ms\"; accepted values: \
              milliseconds, an integer from 1 to 3600000 (e.g. 100)"
         );
+    }
+
+    #[test]
+    fn run_info_signal_values() {
+        assert_eq!(Config::from_lookup(lookup(&[])).unwrap().run_info_signal, None);
+        assert_eq!(parse_run_info_signal("SIGUSR2"), Ok(Some(libc::SIGUSR2)));
+        assert_eq!(parse_run_info_signal("usr1"), Ok(Some(libc::SIGUSR1)));
+        assert_eq!(parse_run_info_signal("12"), Ok(Some(12)));
+        assert_eq!(parse_run_info_signal("off"), Ok(None));
+        for bad in ["SIGFOO", "", "0", "99", "SIGKILL", "9", "SIGSEGV", "USR2x"] {
+            let e = parse_run_info_signal(bad).unwrap_err();
+            assert_eq!(e.variable, "GREENRT_RUN_INFO_SIGNAL", "{bad}");
+            assert!(e.to_string().contains("SIGUSR2"), "{e}");
+        }
     }
 
     #[test]

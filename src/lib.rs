@@ -32,6 +32,8 @@ pub mod os;
 mod overflow;
 pub mod pool;
 pub mod process;
+mod run_info;
+pub mod signal;
 mod stack;
 pub mod sync;
 mod sys;
@@ -47,6 +49,7 @@ pub use greenlet::{
 };
 pub use hub::{HubGone, HubHandle};
 pub use io::{cancel_wait, wait_readable, wait_writable};
+pub use run_info::{print_run_info, run_info, BusyInfo, GreenletInfo, GreenletState, HubInfo, RunInfo};
 pub use stack::mapped_stacks;
 pub use sys::Interest;
 pub use timeout::{with_timeout, Elapsed, Timeout};
