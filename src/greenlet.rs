@@ -75,7 +75,8 @@ pub(crate) fn install_panic_hook() {
     });
 }
 
-fn payload_message(p: &(dyn Any + Send)) -> String {
+/// The text of a panic payload (`&str` or `String`), as std prints it.
+pub(crate) fn payload_message(p: &(dyn Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         s.to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {

@@ -112,16 +112,6 @@ impl fmt::Display for ThreadError {
 
 impl std::error::Error for ThreadError {}
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_string()
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Nothing panics while holding these locks except an allocation
     // failure; the data is still consistent then.
@@ -517,7 +507,8 @@ impl ThreadPool {
                       (no worker thread could be started)",
         };
         self.inner().submit(Box::new(move || {
-            let r = panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| ThreadError::Panicked(panic_message(&*p)));
+            let r = panic::catch_unwind(AssertUnwindSafe(f))
+                .map_err(|p| ThreadError::Panicked(crate::greenlet::payload_message(&*p)));
             done.complete(r)
         }));
         ThreadResult { slot }
