@@ -199,8 +199,8 @@ pub(crate) fn reset_after_fork() {
         let _ = FORKED_GREENLET.try_with(|f| f.set(old_current));
     }
     hub.remote.closed.store(true, Ordering::Release);
-    // SAFETY: closes the child's copy of the eventfd; the parent keeps its own.
-    unsafe { libc::close(hub.remote.waker.fd()) };
+    // The child's copy of the eventfd; the parent keeps its own.
+    crate::sys::close_raw(hub.remote.waker.fd());
     let old = std::mem::replace(&mut *hub.poller.borrow_mut(), Box::new(sys::poll::Poll::new()));
     drop(old); // closes the child's copy of the epoll fd
 }

@@ -45,9 +45,9 @@ fn ready_now(fd: RawFd, interest: Interest) -> io::Result<bool> {
     if interest.writable {
         events |= libc::POLLOUT;
     }
-    let mut p = libc::pollfd { fd, events, revents: 0 };
-    let n = crate::sys::syscall!(poll(&mut p, 1, 0))?;
-    if n == 1 && p.revents & libc::POLLNVAL != 0 {
+    let mut p = [libc::pollfd { fd, events, revents: 0 }];
+    let n = crate::sys::ppoll_raw(&mut p, 0)?;
+    if n == 1 && p[0].revents & libc::POLLNVAL != 0 {
         return Err(io::Error::from_raw_os_error(libc::EBADF));
     }
     Ok(n == 1)

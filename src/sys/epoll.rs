@@ -5,7 +5,7 @@
 //! waits is dropped, which is safe because waiters always try the operation
 //! before they park and any new data after an `EAGAIN` produces a new edge.
 
-use super::{syscall, timeout_ms, Event, Interest, Poller};
+use super::{raw_syscall, syscall, timeout_ms, Event, Interest, Poller};
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -77,7 +77,15 @@ impl Poller for Epoll {
     fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         self.buf.clear();
         let cap = self.buf.capacity() as libc::c_int;
-        let n = match syscall!(epoll_wait(self.epfd, self.buf.as_mut_ptr(), cap, timeout_ms(timeout))) {
+        let n = match raw_syscall!(
+            SYS_epoll_pwait,
+            self.epfd,
+            self.buf.as_mut_ptr(),
+            cap,
+            timeout_ms(timeout),
+            std::ptr::null::<libc::sigset_t>(),
+            0usize
+        ) {
             Ok(n) => n as usize,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) => return Err(e),
@@ -103,7 +111,6 @@ impl Poller for Epoll {
 
 impl Drop for Epoll {
     fn drop(&mut self) {
-        // SAFETY: epfd is owned by this struct and closed exactly once.
-        unsafe { libc::close(self.epfd) };
+        super::close_raw(self.epfd);
     }
 }

@@ -39,6 +39,53 @@ macro_rules! syscall {
 }
 pub(crate) use syscall;
 
+/// Like [`syscall!`], but enters the kernel directly with `syscall(2)`,
+/// never through libc's (possibly hooked) wrapper: the runtime's own
+/// waits, wakeups and closes must not re-enter the `LD_PRELOAD` hooks
+/// (DESIGN rule 5), whichever copy of the runtime installed them.
+macro_rules! raw_syscall {
+    ($nr:ident $(, $arg:expr)* $(,)?) => {{
+        // SAFETY: each call site passes arguments that satisfy the system
+        // call's contract; the macro only checks the result.
+        let res = unsafe { libc::syscall(libc::$nr $(, $arg)*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+pub(crate) use raw_syscall;
+
+/// Closes an fd the runtime owns, bypassing any hook.
+pub(crate) fn close_raw(fd: RawFd) {
+    let _ = raw_syscall!(SYS_close, fd);
+}
+
+/// `ppoll` on a set of pollfds with a millisecond timeout (-1: forever),
+/// bypassing any hook (the runtime's own poll).
+pub(crate) fn ppoll_raw(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<usize> {
+    let ts;
+    let tsp = if timeout_ms < 0 {
+        std::ptr::null()
+    } else {
+        ts = libc::timespec {
+            tv_sec: (timeout_ms / 1000) as libc::time_t,
+            tv_nsec: ((timeout_ms % 1000) as libc::c_long) * 1_000_000,
+        };
+        &ts as *const libc::timespec
+    };
+    let n = raw_syscall!(
+        SYS_ppoll,
+        fds.as_mut_ptr(),
+        fds.len() as libc::nfds_t,
+        tsp,
+        std::ptr::null::<libc::sigset_t>(),
+        0usize
+    )?;
+    Ok(n as usize)
+}
+
 /// Which directions a waiter cares about.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Interest {

@@ -2,7 +2,7 @@
 //! `GREENRT_BACKEND=poll`. Level-triggered: only fds with a waiter are
 //! passed to poll, with exactly the directions wanted.
 
-use super::{syscall, timeout_ms, Event, Interest, Poller};
+use super::{timeout_ms, Event, Interest, Poller};
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -55,8 +55,7 @@ impl Poller for Poll {
                 revents: 0,
             });
         }
-        let len = self.pollfds.len() as libc::nfds_t;
-        match syscall!(poll(self.pollfds.as_mut_ptr(), len, timeout_ms(timeout))) {
+        match super::ppoll_raw(&mut self.pollfds, timeout_ms(timeout)) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),

@@ -1,7 +1,7 @@
 //! The cross-thread waker: an eventfd that another thread writes to make a
 //! hub's poller return, like libev's async watcher.
 
-use super::syscall;
+use super::{raw_syscall, syscall};
 use std::io;
 use std::os::fd::RawFd;
 
@@ -25,22 +25,21 @@ impl Waker {
     /// Makes the owning hub's poller return. Callable from any thread.
     pub(crate) fn wake(&self) {
         let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a valid u64 to our eventfd; EAGAIN
-        // (counter saturated) still leaves the fd readable, which is the point.
-        unsafe { libc::write(self.fd, (&one as *const u64).cast(), 8) };
+        // Writes 8 bytes from a valid u64 to our eventfd; EAGAIN (counter
+        // saturated) still leaves the fd readable, which is the point.
+        let _ = raw_syscall!(SYS_write, self.fd, &one as *const u64, 8usize);
     }
 
     /// Clears the readiness after the hub has been woken.
     pub(crate) fn drain(&self) {
         let mut buf: u64 = 0;
-        // SAFETY: reads at most 8 bytes into a valid u64; EAGAIN is fine.
-        unsafe { libc::read(self.fd, (&mut buf as *mut u64).cast(), 8) };
+        // Reads at most 8 bytes into a valid u64; EAGAIN is fine.
+        let _ = raw_syscall!(SYS_read, self.fd, &mut buf as *mut u64, 8usize);
     }
 }
 
 impl Drop for Waker {
     fn drop(&mut self) {
-        // SAFETY: the fd is owned by this struct and closed exactly once.
-        unsafe { libc::close(self.fd) };
+        super::close_raw(self.fd);
     }
 }
