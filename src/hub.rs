@@ -263,6 +263,7 @@ fn create() -> *const Hub {
         std::process::abort()
     }));
     crate::greenlet::install_panic_hook();
+    crate::capi::register_with_preload();
     static ATFORK: std::sync::Once = std::sync::Once::new();
     // SAFETY: registers a plain extern "C" function as the child handler.
     ATFORK.call_once(|| unsafe {
@@ -308,6 +309,28 @@ pub(crate) fn get() -> &'static Hub {
     // SAFETY: as in `with`; callers use the reference only within the
     // current call, never across thread exit.
     unsafe { &*p }
+}
+
+thread_local! {
+    /// Set on threads the runtime runs for itself (thread-pool workers, the
+    /// monitor, the child reaper): blocking calls there are plain calls
+    /// and never create a hub (DESIGN rule 5).
+    static INTERNAL_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as one of the runtime's own.
+pub(crate) fn mark_internal_thread() {
+    INTERNAL_THREAD.with(|f| f.set(true));
+}
+
+/// True on the runtime's own threads (see [`mark_internal_thread`]).
+pub(crate) fn is_internal_thread() -> bool {
+    INTERNAL_THREAD.try_with(|f| f.get()).unwrap_or(true)
+}
+
+/// True unless this thread's hub was already torn down (thread exit).
+pub(crate) fn can_create() -> bool {
+    HUB.try_with(|h| h.get() != TORN_DOWN).unwrap_or(false)
 }
 
 /// Runs `f` with this thread's hub if one exists and is alive.
@@ -471,6 +494,12 @@ impl Hub {
     /// Every live spawned greenlet of this hub, in no particular order.
     pub(crate) fn live_tasks(&self) -> Vec<Rc<Task>> {
         self.registry.borrow().clone()
+    }
+
+    /// True while the hub's own loop runs on the root stack (a blocking
+    /// call made now, e.g. from a destructor run by the loop, must not park).
+    pub(crate) fn in_scheduler_context(&self) -> bool {
+        self.in_scheduler.get() && self.current_id() == self.root.id
     }
 
     /// Greenlets spawned on this hub and not yet dead.

@@ -207,7 +207,10 @@ fn start_with(max_blocking: Duration, replace: bool) -> io::Result<()> {
     let s2 = stop.clone();
     let thread = std::thread::Builder::new()
         .name("greenrt-monitor".into())
-        .spawn(move || run(&s2, max_blocking))?;
+        .spawn(move || {
+            crate::hub::mark_internal_thread();
+            run(&s2, max_blocking)
+        })?;
     *g = Some(Running {
         stop,
         thread,

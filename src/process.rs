@@ -838,7 +838,10 @@ mod reaper {
         }
         let started = std::thread::Builder::new()
             .name("greenrt-reaper".into())
-            .spawn(move || run(r));
+            .spawn(move || {
+                crate::hub::mark_internal_thread();
+                run(r)
+            });
         match started {
             Ok(_) => st.running = true,
             Err(e) => crate::config::log(

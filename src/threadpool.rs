@@ -372,6 +372,7 @@ impl Inner {
     /// A worker thread's body.
     fn work(&self) {
         IN_WORKER.with(|w| w.set(true));
+        crate::hub::mark_internal_thread();
         loop {
             while let Some(job) = self.pop() {
                 // Jobs catch their own panics; this only keeps the worker
