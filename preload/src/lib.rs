@@ -1,8 +1,30 @@
-//! `libgreenrt_preload.so`: OS-level monkey patching for greenrt.
+//! `libgreenrt_preload.so`: OS-level monkey patching for greenrt, the way
+//! gevent's `monkey.patch_all()` patches Python's standard library.
 //!
-//! Loaded with `LD_PRELOAD`, this library will intercept blocking libc calls
-//! and reroute them through the calling thread's greenrt hub. The hooks are
-//! the subject of their own issue; for now the library only links the
-//! runtime so that the workspace layout, build and install paths are real.
+//! Loaded with `LD_PRELOAD`, the library intercepts blocking libc calls and,
+//! where another greenlet could run (DESIGN rule 1), parks only the calling
+//! greenlet on its thread's hub instead of blocking the thread. Everywhere
+//! else a call passes straight to libc, so an unmodified program behaves
+//! exactly as without the library.
+//!
+//! Layout: one file per hook family (`io`, `net`, `poll`, `time`, `dns`,
+//! `process`), the fd table (`fdtable`), how real libc symbols are found
+//! (`real`), the hook guard (`hook`), which runtime copy serves the hooks
+//! (`runtime`), and the configuration (`config`).
+
+pub mod config;
+pub mod hook;
+pub mod runtime;
 
 pub use greenrt;
+
+/// Runs before `main` (and before most other libraries' constructors): marks
+/// this copy of greenrt as the preload's, and reads the configuration.
+extern "C" fn init() {
+    greenrt::capi::mark_preload_copy();
+    config::init();
+}
+
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = init;

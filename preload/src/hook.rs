@@ -1,0 +1,84 @@
+//! The guard every hook runs under.
+//!
+//! - **Bypass** (DESIGN rule 5): while a hook is on its cooperative path,
+//!   libc calls made underneath it (the runtime logging to stderr, a thread
+//!   pool job, ...) pass straight through. The flag is a const-initialised,
+//!   Drop-free thread-local `Cell`, safe in signal handlers and during
+//!   thread teardown.
+//! - **Routing** (rule 1): [`should_cooperate`] asks the serving runtime
+//!   whether another greenlet could run here; `GREENRT_HOOKS` decides the
+//!   rest.
+//! - **No panic crosses the C boundary** (rule 10): [`guarded`] catches a
+//!   panic, reports it once on stderr, and falls back to the real call.
+//! - **errno is exact** (rule 7): [`Errno`] helpers set it only on failure.
+
+use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::config::{self, Hooks};
+use crate::runtime::rt;
+
+thread_local! {
+    static BYPASS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True while the calling thread is inside a hook's cooperative path (or
+/// its TLS is gone: thread teardown), so nested calls must pass through.
+#[inline]
+pub fn bypassed() -> bool {
+    BYPASS.try_with(|b| b.get()).unwrap_or(true)
+}
+
+/// Whether a hooked call made now should take the cooperative path.
+#[inline]
+pub fn should_cooperate() -> bool {
+    let always = match config::hooks() {
+        Hooks::Off => return false,
+        Hooks::Auto => 0,
+        Hooks::Always => 1,
+    };
+    if bypassed() {
+        return false;
+    }
+    // SAFETY: a runtime table entry point; no preconditions.
+    unsafe { (rt().should_cooperate)(always) != 0 }
+}
+
+/// Runs a hook's cooperative path with the bypass flag set; a panic inside
+/// is reported and replaced by the real call's behaviour (`fallback`).
+#[inline]
+pub fn guarded<R>(name: &str, coop: impl FnOnce() -> R, fallback: impl FnOnce() -> R) -> R {
+    let prev = BYPASS.with(|b| b.replace(true));
+    let r = panic::catch_unwind(AssertUnwindSafe(coop));
+    BYPASS.with(|b| b.set(prev));
+    match r {
+        Ok(v) => v,
+        Err(_) => {
+            write_stderr(b"greenrt: internal error in the ");
+            write_stderr(name.as_bytes());
+            write_stderr(b" hook; passing the call through\n");
+            fallback()
+        }
+    }
+}
+
+/// Writes to fd 2 with a raw syscall (never through a hook, never
+/// allocating).
+pub fn write_stderr(b: &[u8]) {
+    // SAFETY: writes `b.len()` bytes from a valid slice to fd 2.
+    unsafe { libc::syscall(libc::SYS_write, 2, b.as_ptr(), b.len()) };
+}
+
+/// The calling thread's errno.
+#[inline]
+pub fn errno() -> i32 {
+    // SAFETY: errno is thread-local; reading it is always fine.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets the calling thread's errno.
+#[inline]
+pub fn set_errno(e: i32) {
+    // SAFETY: errno is thread-local; writing it is always fine.
+    unsafe { *libc::__errno_location() = e };
+}
