@@ -29,6 +29,7 @@ mod greenlet;
 pub mod hub;
 mod io;
 pub mod monitor;
+pub mod net;
 pub mod os;
 mod overflow;
 pub mod pool;
