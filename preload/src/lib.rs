@@ -14,15 +14,18 @@
 
 pub mod config;
 pub mod hook;
+pub mod real;
 pub mod runtime;
 
 pub use greenrt;
 
 /// Runs before `main` (and before most other libraries' constructors): marks
-/// this copy of greenrt as the preload's, and reads the configuration.
+/// this copy of greenrt as the preload's, reads the configuration, and
+/// looks up the real libc functions behind the hooks.
 extern "C" fn init() {
     greenrt::capi::mark_preload_copy();
     config::init();
+    real::resolve_all();
 }
 
 #[used]
