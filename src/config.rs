@@ -9,6 +9,8 @@
 //! | `GREENRT_RUN_INFO_SIGNAL` | a signal name or number (`SIGUSR2`, `USR2`, `12`), or `off` (print run info when it arrives) | `off` |
 //! | `GREENRT_MONITOR` | `0`, `1` (the blocking monitor, see `greenrt::monitor`) | `0` |
 //! | `GREENRT_MAX_BLOCKING` | milliseconds, 1..=3600000 (the monitor's threshold) | `100` |
+//! | `GREENRT_RESOLVER` | `thread`, `native`, `block` (see `greenrt::dns`) | `thread` |
+//! | `GREENRT_RESOLV_CONF` | path of the resolv.conf the `native` resolver reads | `/etc/resolv.conf` |
 //!
 //! A bad value never falls back silently: [`Config::from_env`] returns an
 //! error naming the variable and the accepted values, and the runtime's
@@ -38,6 +40,20 @@ pub enum LogLevel {
     Debug,
 }
 
+/// Which resolver `greenrt::dns::resolve` uses (`GREENRT_RESOLVER`, like
+/// gevent's `GEVENT_RESOLVER`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResolverKind {
+    /// The system's `getaddrinfo` on the thread pool (the default;
+    /// gevent's `thread` resolver).
+    Thread,
+    /// Asynchronous DNS on the hub (gevent's `ares` resolver).
+    Native,
+    /// The system's `getaddrinfo` in the calling thread (gevent's
+    /// `block` resolver).
+    Block,
+}
+
 /// The runtime's settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -59,6 +75,8 @@ pub struct Config {
     /// `GREENRT_MAX_BLOCKING`: how long a hub may go without switching
     /// before the monitor reports it (gevent's `GEVENT_MAX_BLOCKING_TIME`).
     pub max_blocking: std::time::Duration,
+    /// `GREENRT_RESOLVER`.
+    pub resolver: ResolverKind,
 }
 
 /// Default stack size: 256 KiB of address space; only touched pages cost
@@ -104,6 +122,7 @@ impl Default for Config {
             run_info_signal: None,
             monitor: false,
             max_blocking: DEFAULT_MAX_BLOCKING,
+            resolver: ResolverKind::Thread,
         }
     }
 }
@@ -132,6 +151,9 @@ impl Config {
         }
         if let Some(v) = get("GREENRT_MAX_BLOCKING") {
             c.max_blocking = parse_max_blocking(&v)?;
+        }
+        if let Some(v) = get("GREENRT_RESOLVER") {
+            c.resolver = parse_resolver(&v)?;
         }
         Ok(c)
     }
@@ -197,6 +219,16 @@ pub fn parse_log(v: &str) -> Result<LogLevel, ConfigError> {
         "error" => Ok(LogLevel::Error),
         "debug" => Ok(LogLevel::Debug),
         _ => Err(bad("GREENRT_LOG", v, "off, error, debug")),
+    }
+}
+
+/// Parses a `GREENRT_RESOLVER` value.
+pub fn parse_resolver(v: &str) -> Result<ResolverKind, ConfigError> {
+    match v {
+        "thread" => Ok(ResolverKind::Thread),
+        "native" => Ok(ResolverKind::Native),
+        "block" => Ok(ResolverKind::Block),
+        _ => Err(bad("GREENRT_RESOLVER", v, "thread, native, block")),
     }
 }
 

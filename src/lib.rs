@@ -24,6 +24,7 @@
 
 pub mod capi;
 pub mod config;
+pub mod dns;
 mod error;
 mod greenlet;
 pub mod hub;
