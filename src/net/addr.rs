@@ -9,19 +9,10 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// Resolves `host` to the socket addresses for `port` without blocking the
-/// hub: the system resolver (`getaddrinfo`, through std's
-/// `ToSocketAddrs`) runs on this thread's default thread pool while only
-/// the calling greenlet waits.
-///
-/// This is the single place where `greenrt::net` resolves names; switch
-/// it to `greenrt::dns::resolve(host, port)` once that exists.
+/// hub, with the resolver `GREENRT_RESOLVER` selects (`greenrt::dns`).
+/// This is the single place where `greenrt::net` resolves names.
 pub(crate) fn resolve_host(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-    let host = host.to_owned();
-    crate::threadpool::default_pool()
-        .apply(move || {
-            std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port)).map(|it| it.collect::<Vec<_>>())
-        })
-        .map_err(io::Error::other)?
+    crate::dns::resolve(host, port)
 }
 
 mod sealed {
@@ -32,8 +23,9 @@ mod sealed {
 /// `connect` and `send_to` (the cooperative counterpart of
 /// `std::net::ToSocketAddrs`, implemented for the same types).
 ///
-/// Resolving a host name parks only the calling greenlet: the lookup runs
-/// on the thread pool, like gevent's default threaded resolver.
+/// Resolving a host name parks only the calling greenlet, through
+/// [`dns::resolve`](crate::dns::resolve) and the resolver `GREENRT_RESOLVER`
+/// selects (the thread pool by default, like gevent's threaded resolver).
 pub trait ToSocketAddrs: sealed::Sealed {
     /// Every address this value names, in the resolver's order.
     fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>>;
