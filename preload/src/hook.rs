@@ -62,6 +62,19 @@ pub fn guarded<R>(name: &str, coop: impl FnOnce() -> R, fallback: impl FnOnce() 
     }
 }
 
+/// Runs a hook's park (the switch to the hub, while other greenlets of
+/// this thread run) with the bypass flag cleared: the flag belongs to the
+/// thread, so left set it would make every other greenlet's hooked calls
+/// pass straight through (and block the thread) until this one resumes.
+/// Restores the flag afterwards.
+#[inline]
+pub fn unguarded<R>(f: impl FnOnce() -> R) -> R {
+    let prev = BYPASS.with(|b| b.replace(false));
+    let r = f();
+    BYPASS.with(|b| b.set(prev));
+    r
+}
+
 /// Writes to fd 2 with a raw syscall (never through a hook, never
 /// allocating).
 pub fn write_stderr(b: &[u8]) {
