@@ -36,6 +36,7 @@ mod overflow;
 pub mod pool;
 pub mod process;
 mod run_info;
+pub mod server;
 pub mod signal;
 mod stack;
 pub mod sync;

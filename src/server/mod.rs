@@ -1,0 +1,16 @@
+//! Servers (gevent's `gevent.server` and `gevent.pywsgi`): accept loops
+//! that run a handler in a new greenlet per connection or datagram.
+//!
+//! | type | gevent |
+//! |---|---|
+//! | [`StreamServer`] | `gevent.server.StreamServer` |
+//! | [`Workers`] (from [`StreamServer::workers`]) | several `StreamServer`s in forked processes |
+//! | [`DatagramServer`] | `gevent.server.DatagramServer` |
+//! | [`http`] | `gevent.pywsgi.WSGIServer` |
+
+mod datagram;
+pub mod http;
+mod stream;
+
+pub use datagram::DatagramServer;
+pub use stream::{StreamServer, Workers, WorkersBuilder, DEFAULT_MAX_ACCEPT};
