@@ -10,8 +10,10 @@
 //! Layout: one file per hook family (`io`, `net`, `poll`, `time`, `dns`,
 //! `process`), the fd table (`fdtable`), how real libc symbols are found
 //! (`real`), the hook guard (`hook`), which runtime copy serves the hooks
-//! (`runtime`), and the configuration (`config`).
+//! (`runtime`), the configuration (`config`), and the C API of
+//! `include/greenrt.h` (`c_api`).
 
+pub mod c_api;
 pub mod config;
 pub mod hook;
 pub mod real;
