@@ -15,7 +15,10 @@
 
 pub mod c_api;
 pub mod config;
+pub mod fdtable;
 pub mod hook;
+pub mod io;
+pub mod net;
 pub mod real;
 pub mod runtime;
 
@@ -28,6 +31,7 @@ extern "C" fn init() {
     greenrt::capi::mark_preload_copy();
     config::init();
     real::resolve_all();
+    fdtable::init();
 }
 
 #[used]

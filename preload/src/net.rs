@@ -1,0 +1,963 @@
+//! Hooks for sockets: `socket`, `socketpair`, `accept`, `accept4`,
+//! `connect`, `recv`, `recvfrom`, `recvmsg`, `recvmmsg`, `send`, `sendto`,
+//! `sendmsg`, `sendmmsg`, `setsockopt` (timeouts), `__recv_chk` and
+//! `__recvfrom_chk`.
+//!
+//! They follow `io.rs`'s pattern (see its docs for the rules kept): the
+//! call is made with `MSG_DONTWAIT` and the greenlet parks on `EAGAIN`;
+//! calls that never block pass straight through (`MSG_DONTWAIT`, `MSG_OOB`
+//! and `MSG_ERRQUEUE` reads). `connect` and `accept` set `O_NONBLOCK` for
+//! the call only. Sends loop until every byte is sent (rule 14);
+//! `MSG_WAITALL` receives on stream sockets loop until the buffer is full,
+//! end of stream, an error, a timeout or an interruption, like the
+//! kernel's.
+
+use std::ffi::{c_int, c_uint, c_void};
+use std::time::Instant;
+
+use libc::{iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespec};
+
+use crate::fdtable::{self, FdState, Kind, Timeo};
+use crate::hook::{self, errno, set_errno};
+use crate::io::{self, coop, park, tracking, transfer, Cursor, Dir, Until, Waited};
+use crate::real;
+
+/// Flags under which a receive never blocks: pass through.
+const RECV_NONBLOCKING: c_int = libc::MSG_DONTWAIT | libc::MSG_OOB | libc::MSG_ERRQUEUE;
+
+/// `SO_RCVTIMEO_NEW` / `SO_SNDTIMEO_NEW` (64-bit time variants).
+const SO_RCVTIMEO_NEW: c_int = 66;
+const SO_SNDTIMEO_NEW: c_int = 67;
+
+/// True if `fd` is a stream socket (where `MSG_WAITALL` loops).
+fn is_stream(fd: c_int) -> bool {
+    let mut ty: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: an int out-buffer of the length we pass.
+    let r = unsafe {
+        real::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            &mut ty as *mut c_int as *mut c_void,
+            &mut len,
+        )
+    };
+    r == 0 && ty == libc::SOCK_STREAM
+}
+
+/// Reclassifies an fd whose socket call failed with `ENOTSOCK` (its entry
+/// was stale) and makes the real call instead.
+fn stale(fd: c_int, r: ssize_t, real_call: impl FnOnce() -> ssize_t) -> ssize_t {
+    if r < 0 && errno() == libc::ENOTSOCK {
+        fdtable::reclassify(fd);
+        return real_call();
+    }
+    r
+}
+
+/// The cursor's next contiguous piece (for `recv`/`send` on one buffer).
+fn piece(c: &mut Cursor) -> (*mut c_void, size_t) {
+    let (p, _) = c.rest();
+    // SAFETY: `rest` returns at least one valid entry while not done.
+    let v = unsafe { *p };
+    (v.iov_base, v.iov_len)
+}
+
+// ===== creation =====
+
+/// The `socket` hook: records a fresh socket.
+///
+/// # Safety
+/// The libc contract of `socket`.
+pub unsafe fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
+    // SAFETY: the caller's arguments.
+    let r = unsafe { real::socket(domain, ty, protocol) };
+    if r >= 0 && tracking() {
+        fdtable::created(r, Kind::Socket, ty & libc::SOCK_NONBLOCK != 0);
+    }
+    r
+}
+
+/// The `socketpair` hook.
+///
+/// # Safety
+/// The libc contract of `socketpair`.
+pub unsafe fn socketpair(domain: c_int, ty: c_int, protocol: c_int, sv: *mut c_int) -> c_int {
+    // SAFETY: the caller's arguments.
+    let r = unsafe { real::socketpair(domain, ty, protocol, sv) };
+    if r == 0 && tracking() {
+        // SAFETY: the kernel filled both entries.
+        unsafe { io::created_pair(sv, Kind::Socket, ty & libc::SOCK_NONBLOCK != 0) };
+    }
+    r
+}
+
+/// `accept4` (`flags == None`: plain `accept`).
+unsafe fn accept_any(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: Option<c_int>) -> c_int {
+    // SAFETY: the caller's arguments.
+    let real_call = || unsafe {
+        match flags {
+            None => real::accept(fd, addr, len),
+            Some(f) => real::accept4(fd, addr, len, f),
+        }
+    };
+    let r = match coop(fd) {
+        Some(st) if st.kind == Kind::Socket => hook::guarded(
+            "accept",
+            || {
+                let mut cur = Cursor::new(std::ptr::null(), 0);
+                let r = transfer(
+                    fd,
+                    &st,
+                    Dir::Read,
+                    Some(Timeo::Rcv),
+                    Until::First,
+                    &mut cur,
+                    |_| {
+                        // No per-call flag for accept: O_NONBLOCK for the
+                        // call, hidden from F_GETFL, restored at once.
+                        let Some(guard) = fdtable::temp_nonblock(fd) else {
+                            return real_call() as ssize_t;
+                        };
+                        let r = real_call();
+                        drop(guard);
+                        r as ssize_t
+                    },
+                    |_| real_call() as ssize_t,
+                );
+                stale(fd, r, || real_call() as ssize_t) as c_int
+            },
+            real_call,
+        ),
+        _ => real_call(),
+    };
+    if r >= 0 && tracking() {
+        let nb = flags.is_some_and(|f| f & libc::SOCK_NONBLOCK != 0);
+        fdtable::created(r, Kind::Socket, nb);
+    }
+    r
+}
+
+/// The `accept` hook.
+///
+/// # Safety
+/// The libc contract of `accept`.
+pub unsafe fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: the caller's arguments.
+    unsafe { accept_any(fd, addr, len, None) }
+}
+
+/// The `accept4` hook.
+///
+/// # Safety
+/// The libc contract of `accept4`.
+pub unsafe fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
+    // SAFETY: the caller's arguments.
+    unsafe { accept_any(fd, addr, len, Some(flags)) }
+}
+
+/// The socket's pending error (`SO_ERROR`), or the getsockopt failure.
+fn so_error(fd: c_int) -> c_int {
+    let mut err: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: an int out-buffer of the length we pass.
+    let r = unsafe {
+        real::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            &mut err as *mut c_int as *mut c_void,
+            &mut len,
+        )
+    };
+    if r != 0 {
+        errno()
+    } else {
+        err
+    }
+}
+
+/// Polls `fd` for writability without blocking (`timeout` 0) or blocking
+/// (`-1`); true if ready (or in error).
+fn poll_out(fd: c_int, timeout: c_int) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one pollfd.
+    let r = unsafe { real::poll(&mut p, 1, timeout) };
+    r > 0 && p.revents != 0
+}
+
+/// Cooperative connect: non-blocking for the call, then a wait for
+/// writability bounded by `SO_SNDTIMEO` (expired: `EINPROGRESS`, as the
+/// kernel's; a greenrt `Timeout`: `ETIMEDOUT`), then `SO_ERROR`.
+unsafe fn connect_coop(fd: c_int, st: FdState, addr: *const sockaddr, len: socklen_t) -> c_int {
+    let saved = errno();
+    let Some(guard) = fdtable::temp_nonblock(fd) else {
+        // SAFETY: the caller's arguments.
+        return unsafe { real::connect(fd, addr, len) };
+    };
+    // SAFETY: the caller's arguments.
+    let r = unsafe { real::connect(fd, addr, len) };
+    let e = errno();
+    drop(guard);
+    if r == 0 {
+        set_errno(saved);
+        return 0;
+    }
+    if e == libc::ENOTSOCK {
+        fdtable::reclassify(fd);
+    }
+    if e != libc::EINPROGRESS {
+        if e == libc::EAGAIN {
+            // A full AF_UNIX backlog: the blocking call waits for room,
+            // which no readiness event announces; make it.
+            set_errno(saved);
+            // SAFETY: the caller's arguments.
+            return unsafe { real::connect(fd, addr, len) };
+        }
+        set_errno(e);
+        return -1;
+    }
+    let deadline = io::deadline_after(fdtable::timeout(fd, &st, Timeo::Snd));
+    loop {
+        let e = match park(fd, Dir::Write, deadline, false) {
+            Waited::Ready => {
+                if !poll_out(fd, 0) {
+                    continue;
+                }
+                match so_error(fd) {
+                    0 => {
+                        set_errno(saved);
+                        return 0;
+                    }
+                    e => e,
+                }
+            }
+            Waited::Expired => libc::EINPROGRESS,
+            Waited::Timeout => libc::ETIMEDOUT,
+            Waited::Closed => libc::EBADF,
+            Waited::Killed => libc::EINTR,
+            Waited::Refused => {
+                poll_out(fd, -1);
+                match so_error(fd) {
+                    0 => {
+                        set_errno(saved);
+                        return 0;
+                    }
+                    e => e,
+                }
+            }
+        };
+        set_errno(e);
+        return -1;
+    }
+}
+
+/// The `connect` hook.
+///
+/// # Safety
+/// The libc contract of `connect`.
+pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    if let Some(st) = coop(fd) {
+        if st.kind == Kind::Socket {
+            return hook::guarded(
+                "connect",
+                // SAFETY: the caller's arguments.
+                || unsafe { connect_coop(fd, st, addr, len) },
+                // SAFETY: the caller's arguments.
+                || unsafe { real::connect(fd, addr, len) },
+            );
+        }
+    }
+    // SAFETY: the caller's arguments.
+    unsafe { real::connect(fd, addr, len) }
+}
+
+// ===== receiving =====
+
+/// Cooperative `recvfrom` (`recv` passes null addresses).
+unsafe fn recvfrom_coop(
+    fd: c_int,
+    st: FdState,
+    buf: *mut c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) -> ssize_t {
+    let until = if flags & libc::MSG_WAITALL != 0 && is_stream(fd) {
+        Until::All
+    } else {
+        Until::First
+    };
+    let v = iovec {
+        iov_base: buf,
+        iov_len: n,
+    };
+    let mut cur = Cursor::new(&v, 1);
+    // SAFETY: the caller's arguments.
+    let real_call = || unsafe { real::recvfrom(fd, buf, n, flags, addr, alen) };
+    let r = transfer(
+        fd,
+        &st,
+        Dir::Read,
+        Some(Timeo::Rcv),
+        until,
+        &mut cur,
+        |c| {
+            let (p, n) = piece(c);
+            // SAFETY: the caller's buffer (or what is left of it).
+            unsafe { real::recvfrom(fd, p, n, flags | libc::MSG_DONTWAIT, addr, alen) }
+        },
+        |c| {
+            let (p, n) = piece(c);
+            // SAFETY: as above.
+            unsafe { real::recvfrom(fd, p, n, flags, addr, alen) }
+        },
+    );
+    stale(fd, r, real_call)
+}
+
+/// The `recvfrom` hook.
+///
+/// # Safety
+/// The libc contract of `recvfrom`.
+pub unsafe fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) -> ssize_t {
+    if flags & RECV_NONBLOCKING == 0 {
+        if let Some(st) = coop(fd) {
+            if st.kind == Kind::Socket {
+                return hook::guarded(
+                    "recvfrom",
+                    // SAFETY: the caller's arguments.
+                    || unsafe { recvfrom_coop(fd, st, buf, n, flags, addr, alen) },
+                    // SAFETY: the caller's arguments.
+                    || unsafe { real::recvfrom(fd, buf, n, flags, addr, alen) },
+                );
+            }
+        }
+    }
+    // SAFETY: the caller's arguments.
+    unsafe { real::recvfrom(fd, buf, n, flags, addr, alen) }
+}
+
+/// The `recv` hook.
+///
+/// # Safety
+/// The libc contract of `recv`.
+pub unsafe fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
+    if flags & RECV_NONBLOCKING == 0 {
+        if let Some(st) = coop(fd) {
+            if st.kind == Kind::Socket {
+                let null = std::ptr::null_mut();
+                return hook::guarded(
+                    "recv",
+                    // SAFETY: the caller's arguments.
+                    || unsafe { recvfrom_coop(fd, st, buf, n, flags, null, null as *mut socklen_t) },
+                    // SAFETY: the caller's arguments.
+                    || unsafe { real::recv(fd, buf, n, flags) },
+                );
+            }
+        }
+    }
+    // SAFETY: the caller's arguments.
+    unsafe { real::recv(fd, buf, n, flags) }
+}
+
+/// The `__recv_chk` hook.
+///
+/// # Safety
+/// The libc contract of `__recv_chk`.
+pub unsafe fn recv_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int) -> ssize_t {
+    if n > buflen {
+        // SAFETY: the real one reports the overflow and aborts.
+        return unsafe { real::__recv_chk(fd, buf, n, buflen, flags) };
+    }
+    // SAFETY: the caller's arguments; the buffer is large enough.
+    unsafe { recv(fd, buf, n, flags) }
+}
+
+/// The `__recvfrom_chk` hook.
+///
+/// # Safety
+/// The libc contract of `__recvfrom_chk`.
+pub unsafe fn recvfrom_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) -> ssize_t {
+    if n > buflen {
+        // SAFETY: the real one reports the overflow and aborts.
+        return unsafe { real::__recvfrom_chk(fd, buf, n, buflen, flags, addr, alen) };
+    }
+    // SAFETY: the caller's arguments; the buffer is large enough.
+    unsafe { recvfrom(fd, buf, n, flags, addr, alen) }
+}
+
+/// Cooperative `recvmsg`; with `MSG_WAITALL` on a stream socket the later
+/// pieces go into the rest of the iovecs (ancillary data only with the
+/// first).
+unsafe fn recvmsg_coop(fd: c_int, st: FdState, msg: *mut msghdr, flags: c_int) -> ssize_t {
+    let until = if flags & libc::MSG_WAITALL != 0 && is_stream(fd) {
+        Until::All
+    } else {
+        Until::First
+    };
+    // SAFETY: the caller's msghdr; the kernel validated it on success
+    // before the cursor reads it.
+    let (iov, cnt) = unsafe { ((*msg).msg_iov as *const iovec, (*msg).msg_iovlen) };
+    let mut cur = Cursor::new(iov, cnt);
+    let mut first = true;
+    // SAFETY: the caller's arguments.
+    let real_call = || unsafe { real::recvmsg(fd, msg, flags) };
+    let r = transfer(
+        fd,
+        &st,
+        Dir::Read,
+        Some(Timeo::Rcv),
+        until,
+        &mut cur,
+        |c| {
+            if first {
+                // SAFETY: the caller's arguments.
+                let r = unsafe { real::recvmsg(fd, msg, flags | libc::MSG_DONTWAIT) };
+                if r > 0 {
+                    first = false;
+                }
+                return r;
+            }
+            let (p, n) = c.rest();
+            // SAFETY: a msghdr of ours over the rest of the caller's iovecs.
+            let mut m: msghdr = unsafe { std::mem::zeroed() };
+            m.msg_iov = p as *mut iovec;
+            m.msg_iovlen = n as _;
+            // SAFETY: as above.
+            unsafe { real::recvmsg(fd, &mut m, flags | libc::MSG_DONTWAIT) }
+        },
+        |c| {
+            let (p, n) = c.rest();
+            // SAFETY: as above.
+            let mut m: msghdr = unsafe { std::mem::zeroed() };
+            m.msg_iov = p as *mut iovec;
+            m.msg_iovlen = n as _;
+            // SAFETY: as above.
+            unsafe { real::recvmsg(fd, &mut m, flags) }
+        },
+    );
+    stale(fd, r, real_call)
+}
+
+/// The `recvmsg` hook.
+///
+/// # Safety
+/// The libc contract of `recvmsg`.
+pub unsafe fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+    if flags & RECV_NONBLOCKING == 0 && !msg.is_null() {
+        if let Some(st) = coop(fd) {
+            if st.kind == Kind::Socket {
+                return hook::guarded(
+                    "recvmsg",
+                    // SAFETY: the caller's arguments.
+                    || unsafe { recvmsg_coop(fd, st, msg, flags) },
+                    // SAFETY: the caller's arguments.
+                    || unsafe { real::recvmsg(fd, msg, flags) },
+                );
+            }
+        }
+    }
+    // SAFETY: the caller's arguments.
+    unsafe { real::recvmsg(fd, msg, flags) }
+}
+
+fn ts_ns(t: &timespec) -> i128 {
+    t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128
+}
+
+/// Cooperative `recvmmsg`: like the kernel's, receives until `vlen`
+/// messages (or one, with `MSG_WAITFORONE`), checking `timeout` after each
+/// batch and writing back what is left of it; an error after some
+/// messages returns their count.
+unsafe fn recvmmsg_coop(
+    fd: c_int,
+    st: FdState,
+    v: *mut mmsghdr,
+    vlen: c_uint,
+    flags: c_int,
+    timeout: *mut timespec,
+) -> c_int {
+    let saved = errno();
+    let end = if timeout.is_null() {
+        None
+    } else {
+        // SAFETY: the caller's timespec (the first real call validates it).
+        let t = unsafe { *timeout };
+        if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) {
+            // SAFETY: the kernel reports EINVAL.
+            return unsafe { real::recvmmsg(fd, v, vlen, flags, timeout) };
+        }
+        Some((Instant::now(), ts_ns(&t)))
+    };
+    let mut done: c_uint = 0;
+    let mut deadline = None;
+    let mut have_deadline = false;
+    let result: Result<(), c_int> = loop {
+        let fl = (flags & !libc::MSG_WAITFORONE) | libc::MSG_DONTWAIT;
+        // SAFETY: the caller's array from `done` on.
+        let r = unsafe { real::recvmmsg(fd, v.add(done as usize), vlen - done, fl, std::ptr::null_mut()) };
+        if r > 0 {
+            done += r as c_uint;
+            if done >= vlen || flags & libc::MSG_WAITFORONE != 0 {
+                break Ok(());
+            }
+            if let Some((t0, ns)) = end {
+                if t0.elapsed().as_nanos() as i128 >= ns {
+                    break Ok(());
+                }
+            }
+            continue;
+        }
+        if r == 0 {
+            break Ok(());
+        }
+        let e = errno();
+        if e != libc::EAGAIN {
+            break Err(e);
+        }
+        if done == 0 && fdtable::user_nonblock_now(fd, &st) {
+            break Err(libc::EAGAIN);
+        }
+        if !have_deadline {
+            deadline = io::deadline_after(fdtable::timeout(fd, &st, Timeo::Rcv));
+            have_deadline = true;
+        }
+        match park(fd, Dir::Read, deadline, false) {
+            Waited::Ready => continue,
+            Waited::Expired | Waited::Timeout => break Err(libc::EAGAIN),
+            Waited::Closed => break Err(libc::EBADF),
+            Waited::Killed => break Err(libc::EINTR),
+            Waited::Refused => {
+                // SAFETY: as above, blocking.
+                let r = unsafe { real::recvmmsg(fd, v.add(done as usize), vlen - done, flags, std::ptr::null_mut()) };
+                if r < 0 {
+                    break Err(errno());
+                }
+                done += r as c_uint;
+                break Ok(());
+            }
+        }
+    };
+    if let Some((t0, ns)) = end {
+        let left = (ns - t0.elapsed().as_nanos() as i128).max(0);
+        // SAFETY: the caller's timespec, read above.
+        unsafe {
+            (*timeout).tv_sec = (left / 1_000_000_000) as libc::time_t;
+            (*timeout).tv_nsec = (left % 1_000_000_000) as _;
+        }
+    }
+    match result {
+        Err(e) if done == 0 => {
+            set_errno(e);
+            -1
+        }
+        _ => {
+            set_errno(saved);
+            done as c_int
+        }
+    }
+}
+
+/// The `recvmmsg` hook.
+///
+/// # Safety
+/// The libc contract of `recvmmsg`.
+pub unsafe fn recvmmsg(fd: c_int, v: *mut mmsghdr, vlen: c_uint, flags: c_int, timeout: *mut timespec) -> c_int {
+    if flags & RECV_NONBLOCKING == 0 && vlen > 0 && vlen <= libc::UIO_MAXIOV as c_uint && !v.is_null() {
+        if let Some(st) = coop(fd) {
+            if st.kind == Kind::Socket {
+                return hook::guarded(
+                    "recvmmsg",
+                    // SAFETY: the caller's arguments.
+                    || unsafe { recvmmsg_coop(fd, st, v, vlen, flags, timeout) },
+                    // SAFETY: the caller's arguments.
+                    || unsafe { real::recvmmsg(fd, v, vlen, flags, timeout) },
+                );
+            }
+        }
+    }
+    // SAFETY: the caller's arguments.
+    unsafe { real::recvmmsg(fd, v, vlen, flags, timeout) }
+}
+
+// ===== sending =====
+
+/// Sends a whole message cooperatively (rule 14): the caller's msghdr
+/// first, then, after a partial send, the rest of its iovecs (no
+/// ancillary data twice).
+///
+/// # Safety
+/// `msg` is the caller's valid msghdr (or null: the kernel says EFAULT).
+unsafe fn sendmsg_coop(fd: c_int, st: &FdState, msg: *const msghdr, flags: c_int) -> ssize_t {
+    // SAFETY: read only after the kernel accepted the msghdr (see `first`).
+    let mut cur = Cursor::new(std::ptr::null(), 0);
+    let first = std::cell::Cell::new(true);
+    transfer(
+        fd,
+        st,
+        Dir::Write,
+        Some(Timeo::Snd),
+        Until::All,
+        &mut cur,
+        |c| {
+            if first.get() {
+                // SAFETY: the caller's arguments.
+                let r = unsafe { real::sendmsg(fd, msg, flags | libc::MSG_DONTWAIT) };
+                if r >= 0 {
+                    first.set(false);
+                    // SAFETY: the kernel read this msghdr successfully.
+                    let m = unsafe { &*msg };
+                    *c = Cursor::new(m.msg_iov, m.msg_iovlen);
+                }
+                return r;
+            }
+            // SAFETY: the caller's msghdr, valid (see above).
+            let orig = unsafe { &*msg };
+            let (p, n) = c.rest();
+            // SAFETY: a msghdr of ours over the rest of the caller's data.
+            let mut m: msghdr = unsafe { std::mem::zeroed() };
+            m.msg_name = orig.msg_name;
+            m.msg_namelen = orig.msg_namelen;
+            m.msg_iov = p as *mut iovec;
+            m.msg_iovlen = n as _;
+            // SAFETY: as above.
+            unsafe { real::sendmsg(fd, &m, flags | libc::MSG_DONTWAIT) }
+        },
+        |c| {
+            if first.get() {
+                // SAFETY: the caller's arguments.
+                return unsafe { real::sendmsg(fd, msg, flags) };
+            }
+            // SAFETY: as above.
+            let orig = unsafe { &*msg };
+            let (p, n) = c.rest();
+            // SAFETY: as above.
+            let mut m: msghdr = unsafe { std::mem::zeroed() };
+            m.msg_name = orig.msg_name;
+            m.msg_namelen = orig.msg_namelen;
+            m.msg_iov = p as *mut iovec;
+            m.msg_iovlen = n as _;
+            // SAFETY: as above.
+            unsafe { real::sendmsg(fd, &m, flags) }
+        },
+    )
+}
+
+/// Sends `iov[..cnt]` with `flags` cooperatively (`writev` on a socket).
+///
+/// # Safety
+/// The libc contract of `writev`.
+pub(crate) unsafe fn send_iov(fd: c_int, st: &FdState, iov: *const iovec, cnt: c_int, flags: c_int) -> ssize_t {
+    // SAFETY: a msghdr of ours around the caller's iovecs.
+    let mut m: msghdr = unsafe { std::mem::zeroed() };
+    m.msg_iov = iov as *mut iovec;
+    m.msg_iovlen = cnt as _;
+    // SAFETY: as above; the kernel validates the iovecs.
+    unsafe { sendmsg_coop(fd, st, &m, flags) }
+}
+
+/// Cooperative `sendto` (`send` passes a null address).
+unsafe fn sendto_coop(
+    fd: c_int,
+    st: FdState,
+    buf: *const c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    alen: socklen_t,
+) -> ssize_t {
+    let v = iovec {
+        iov_base: buf as *mut c_void,
+        iov_len: n,
+    };
+    let mut cur = Cursor::new(&v, 1);
+    // SAFETY: the caller's arguments.
+    let real_call = || unsafe { real::sendto(fd, buf, n, flags, addr, alen) };
+    let r = transfer(
+        fd,
+        &st,
+        Dir::Write,
+        Some(Timeo::Snd),
+        Until::All,
+        &mut cur,
+        |c| {
+            let (p, n) = piece(c);
+            // SAFETY: the caller's buffer (or what is left of it).
+            unsafe { real::sendto(fd, p, n, flags | libc::MSG_DONTWAIT, addr, alen) }
+        },
+        |c| {
+            let (p, n) = piece(c);
+            // SAFETY: as above.
+            unsafe { real::sendto(fd, p, n, flags, addr, alen) }
+        },
+    );
+    stale(fd, r, real_call)
+}
+
+/// The `sendto` hook.
+///
+/// # Safety
+/// The libc contract of `sendto`.
+pub unsafe fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    alen: socklen_t,
+) -> ssize_t {
+    if flags & libc::MSG_DONTWAIT == 0 {
+        if let Some(st) = coop(fd) {
+            if st.kind == Kind::Socket {
+                return hook::guarded(
+                    "sendto",
+                    // SAFETY: the caller's arguments.
+                    || unsafe { sendto_coop(fd, st, buf, n, flags, addr, alen) },
+                    // SAFETY: the caller's arguments.
+                    || unsafe { real::sendto(fd, buf, n, flags, addr, alen) },
+                );
+            }
+        }
+    }
+    // SAFETY: the caller's arguments.
+    unsafe { real::sendto(fd, buf, n, flags, addr, alen) }
+}
+
+/// The `send` hook.
+///
+/// # Safety
+/// The libc contract of `send`.
+pub unsafe fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
+    if flags & libc::MSG_DONTWAIT == 0 {
+        if let Some(st) = coop(fd) {
+            if st.kind == Kind::Socket {
+                return hook::guarded(
+                    "send",
+                    // SAFETY: the caller's arguments.
+                    || unsafe { sendto_coop(fd, st, buf, n, flags, std::ptr::null(), 0) },
+                    // SAFETY: the caller's arguments.
+                    || unsafe { real::send(fd, buf, n, flags) },
+                );
+            }
+        }
+    }
+    // SAFETY: the caller's arguments.
+    unsafe { real::send(fd, buf, n, flags) }
+}
+
+/// The `sendmsg` hook.
+///
+/// # Safety
+/// The libc contract of `sendmsg`.
+pub unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    if flags & libc::MSG_DONTWAIT == 0 && !msg.is_null() {
+        if let Some(st) = coop(fd) {
+            if st.kind == Kind::Socket {
+                return hook::guarded(
+                    "sendmsg",
+                    || {
+                        // SAFETY: the caller's arguments.
+                        let r = unsafe { sendmsg_coop(fd, &st, msg, flags) };
+                        // SAFETY: the caller's arguments.
+                        stale(fd, r, || unsafe { real::sendmsg(fd, msg, flags) })
+                    },
+                    // SAFETY: the caller's arguments.
+                    || unsafe { real::sendmsg(fd, msg, flags) },
+                );
+            }
+        }
+    }
+    // SAFETY: the caller's arguments.
+    unsafe { real::sendmsg(fd, msg, flags) }
+}
+
+/// Cooperative `sendmmsg`: every message sent whole, in order; an error
+/// after some messages returns their count.
+unsafe fn sendmmsg_coop(fd: c_int, st: FdState, v: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int {
+    let saved = errno();
+    let mut done: c_uint = 0;
+    while done < vlen {
+        // SAFETY: the caller's array entry.
+        let e = unsafe { &mut *v.add(done as usize) };
+        // SAFETY: the caller's message.
+        let r = unsafe { sendmsg_coop(fd, &st, &e.msg_hdr, flags) };
+        if r < 0 {
+            if done == 0 {
+                return -1;
+            }
+            break;
+        }
+        e.msg_len = r as c_uint;
+        done += 1;
+    }
+    set_errno(saved);
+    done as c_int
+}
+
+/// The `sendmmsg` hook.
+///
+/// # Safety
+/// The libc contract of `sendmmsg`.
+pub unsafe fn sendmmsg(fd: c_int, v: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int {
+    if flags & libc::MSG_DONTWAIT == 0 && vlen > 0 && vlen <= libc::UIO_MAXIOV as c_uint && !v.is_null() {
+        if let Some(st) = coop(fd) {
+            if st.kind == Kind::Socket {
+                return hook::guarded(
+                    "sendmmsg",
+                    // SAFETY: the caller's arguments.
+                    || unsafe { sendmmsg_coop(fd, st, v, vlen, flags) },
+                    // SAFETY: the caller's arguments.
+                    || unsafe { real::sendmmsg(fd, v, vlen, flags) },
+                );
+            }
+        }
+    }
+    // SAFETY: the caller's arguments.
+    unsafe { real::sendmmsg(fd, v, vlen, flags) }
+}
+
+// ===== options =====
+
+/// The `setsockopt` hook: records `SO_RCVTIMEO` / `SO_SNDTIMEO`.
+///
+/// # Safety
+/// The libc contract of `setsockopt`.
+pub unsafe fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int {
+    // SAFETY: the caller's arguments.
+    let r = unsafe { real::setsockopt(fd, level, name, val, len) };
+    if r == 0 && level == libc::SOL_SOCKET && tracking() && !val.is_null() {
+        let which = match name {
+            libc::SO_RCVTIMEO | SO_RCVTIMEO_NEW => Some(Timeo::Rcv),
+            libc::SO_SNDTIMEO | SO_SNDTIMEO_NEW => Some(Timeo::Snd),
+            _ => None,
+        };
+        if let Some(which) = which {
+            if len as usize >= std::mem::size_of::<libc::timeval>() {
+                // SAFETY: the kernel read a timeval from `val`.
+                let tv = unsafe { std::ptr::read_unaligned(val as *const libc::timeval) };
+                // A negative time makes the kernel time out at once.
+                let ns = if tv.tv_sec < 0 { 1 } else { fdtable::timeval_ns(&tv) };
+                fdtable::set_timeout(fd, which, ns);
+            }
+        }
+    }
+    r
+}
+
+/// The `#[no_mangle]` definitions (redhook), each calling the hook above.
+#[allow(
+    static_mut_refs,
+    missing_abi,
+    non_camel_case_types,
+    non_upper_case_globals,
+    unused_unsafe,
+    clippy::all,
+    clippy::missing_safety_doc,
+    missing_docs
+)]
+mod defs {
+    use libc::{c_int, c_uint, c_void, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespec};
+
+    redhook::hook! {
+        unsafe fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int => socket_hook {
+            super::socket(domain, ty, protocol)
+        }
+    }
+    redhook::hook! {
+        unsafe fn socketpair(domain: c_int, ty: c_int, protocol: c_int, sv: *mut c_int) -> c_int => socketpair_hook {
+            super::socketpair(domain, ty, protocol, sv)
+        }
+    }
+    redhook::hook! {
+        unsafe fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int => accept_hook {
+            super::accept(fd, addr, len)
+        }
+    }
+    redhook::hook! {
+        unsafe fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int => accept4_hook {
+            super::accept4(fd, addr, len, flags)
+        }
+    }
+    redhook::hook! {
+        unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int => connect_hook {
+            super::connect(fd, addr, len)
+        }
+    }
+    redhook::hook! {
+        unsafe fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t => recv_hook {
+            super::recv(fd, buf, n, flags)
+        }
+    }
+    redhook::hook! {
+        unsafe fn recvfrom(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t => recvfrom_hook {
+            super::recvfrom(fd, buf, n, flags, addr, alen)
+        }
+    }
+    redhook::hook! {
+        unsafe fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t => recvmsg_hook {
+            super::recvmsg(fd, msg, flags)
+        }
+    }
+    redhook::hook! {
+        unsafe fn recvmmsg(fd: c_int, v: *mut mmsghdr, vlen: c_uint, flags: c_int, t: *mut timespec) -> c_int => recvmmsg_hook {
+            super::recvmmsg(fd, v, vlen, flags, t)
+        }
+    }
+    redhook::hook! {
+        unsafe fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t => send_hook {
+            super::send(fd, buf, n, flags)
+        }
+    }
+    redhook::hook! {
+        unsafe fn sendto(fd: c_int, buf: *const c_void, n: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t => sendto_hook {
+            super::sendto(fd, buf, n, flags, addr, alen)
+        }
+    }
+    redhook::hook! {
+        unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t => sendmsg_hook {
+            super::sendmsg(fd, msg, flags)
+        }
+    }
+    redhook::hook! {
+        unsafe fn sendmmsg(fd: c_int, v: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int => sendmmsg_hook {
+            super::sendmmsg(fd, v, vlen, flags)
+        }
+    }
+    redhook::hook! {
+        unsafe fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int => setsockopt_hook {
+            super::setsockopt(fd, level, name, val, len)
+        }
+    }
+    redhook::hook! {
+        unsafe fn __recv_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int) -> ssize_t => recv_chk_hook {
+            super::recv_chk(fd, buf, n, buflen, flags)
+        }
+    }
+    redhook::hook! {
+        unsafe fn __recvfrom_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t => recvfrom_chk_hook {
+            super::recvfrom_chk(fd, buf, n, buflen, flags, addr, alen)
+        }
+    }
+}
