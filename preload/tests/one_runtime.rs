@@ -21,7 +21,7 @@ use support::{preload_so, run_timeout, tail, Mode};
 
 const CHILD: &str = "GREENRT_ONE_RUNTIME_CHILD";
 
-fn child_body() {
+fn sleeps_in_greenlets() {
     let before = greenrt::hub::switch_count();
     let t0 = Instant::now();
     let gs: Vec<_> = (0..10)
@@ -34,7 +34,10 @@ fn child_body() {
     assert!(wall >= Duration::from_millis(190), "{wall:?}");
     assert!(wall < Duration::from_millis(1000), "not cooperative: {wall:?}");
     assert!(switches >= 10, "{switches} switches");
+    println!("one hub");
+}
 
+fn hooked_read_woken_by_a_greenlet() {
     let mut fds = [0; 2];
     // SAFETY: pipe() fills two fds.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
@@ -55,21 +58,16 @@ fn child_body() {
     println!("hooked read woken by a greenrt greenlet: one hub");
 }
 
-/// Runs the body in a child of this test binary under the preload.
-fn run_under(mode: Mode) {
+/// Runs test `name` in a child of this test binary under the preload.
+fn run_under(name: &str, mode: Mode) {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--exact",
-        "one_runtime_under_preload",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(CHILD, "1");
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1");
     mode.apply(&mut cmd, &preload_so());
     let o = run_timeout(&mut cmd, Duration::from_secs(30));
     assert!(
         o.success() && o.stdout.contains("one hub"),
-        "under the preload ({}): {}\nstdout:\n{}stderr:\n{}",
+        "{name} under the preload ({}): {}\nstdout:\n{}stderr:\n{}",
         mode.name(),
         o.status_text(),
         tail(&o.stdout, 20),
@@ -78,11 +76,19 @@ fn run_under(mode: Mode) {
 }
 
 #[test]
-fn one_runtime_under_preload() {
+fn std_sleep_in_greenlets_cooperates_under_preload() {
     if std::env::var_os(CHILD).is_some() {
-        child_body();
-        return;
+        return sleeps_in_greenlets();
     }
-    run_under(Mode::Auto);
-    run_under(Mode::Always);
+    run_under("std_sleep_in_greenlets_cooperates_under_preload", Mode::Auto);
+    run_under("std_sleep_in_greenlets_cooperates_under_preload", Mode::Always);
+}
+
+#[test]
+fn hooked_read_and_greenlets_share_one_hub_under_preload() {
+    if std::env::var_os(CHILD).is_some() {
+        return hooked_read_woken_by_a_greenlet();
+    }
+    run_under("hooked_read_and_greenlets_share_one_hub_under_preload", Mode::Auto);
+    run_under("hooked_read_and_greenlets_share_one_hub_under_preload", Mode::Always);
 }
