@@ -105,7 +105,9 @@ fn pending(root: &Path) -> HashMap<String, String> {
 }
 
 fn compile(p: &Program, flavor: Flavor, so: &Path, root: &Path) -> Result<PathBuf, String> {
-    let dir = scratch(&format!("cdylib-tests/{}", flavor.name));
+    // Per test process, so that concurrent runs never overwrite each
+    // other's binaries; removed when everything passed.
+    let dir = scratch(&format!("cdylib-tests/{}/{}", std::process::id(), flavor.name));
     let bin = dir.join(&p.name);
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let mut cmd = Command::new(&cc);
@@ -322,6 +324,9 @@ fn cdylib_programs() {
         "cdylib-tests: {ok} ok, {} failed, {still_pending} pending (cdylib-tests/PENDING)",
         failed.len()
     );
+    if failed.is_empty() {
+        let _ = std::fs::remove_dir_all(scratch(&format!("cdylib-tests/{}", std::process::id())));
+    }
     assert!(
         failed.is_empty(),
         "{} C program(s) failed: {}\n\n{report}",
