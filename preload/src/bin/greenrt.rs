@@ -335,13 +335,20 @@ fn info() -> Result<ExitCode, Usage> {
     }
     println!("configuration:");
     let width = VARIABLES.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-    for (name, default) in VARIABLES {
-        match std::env::var_os(name) {
-            Some(v) => println!(
-                "  {name:<width$}  {}  (from the environment; default {default})",
-                v.to_string_lossy()
-            ),
-            None => println!("  {name:<width$}  {default}  (default)"),
+    let values: Vec<Option<String>> = VARIABLES
+        .iter()
+        .map(|(n, _)| std::env::var_os(n).map(|v| v.to_string_lossy().into_owned()))
+        .collect();
+    let vwidth = VARIABLES
+        .iter()
+        .zip(&values)
+        .map(|((_, d), v)| v.as_deref().unwrap_or(d).len())
+        .max()
+        .unwrap_or(0);
+    for ((name, default), value) in VARIABLES.iter().zip(&values) {
+        match value {
+            Some(v) => println!("  {name:<width$}  {v:<vwidth$}  (from the environment; default {default})"),
+            None => println!("  {name:<width$}  {default:<vwidth$}  (default)"),
         }
     }
     Ok(ExitCode::SUCCESS)
