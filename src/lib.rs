@@ -45,6 +45,7 @@ mod task;
 pub mod threadpool;
 mod timeout;
 mod timer;
+pub mod tls;
 mod wait;
 
 pub use error::{Error, LoopExit};
