@@ -566,6 +566,11 @@ impl State {
         }
     }
 
+    fn refresh_keys_with<W: Write + ?Sized>(&self, io: &mut W) -> io::Result<()> {
+        self.conn.borrow_mut().refresh_traffic_keys().map_err(fatal)?;
+        flush_tls(&self.conn, &self.tx, io)
+    }
+
     fn shutdown_with<W: Write + ?Sized>(&self, io: &mut W) -> io::Result<()> {
         if !self.closed.replace(true) {
             self.conn.borrow_mut().send_close_notify();
@@ -675,6 +680,17 @@ impl<S: Read + Write> TlsStream<S> {
     pub fn shutdown(&mut self) -> io::Result<()> {
         let core = &mut self.core;
         core.state.shutdown_with(&mut core.stream)
+    }
+}
+
+impl<S: Read + Write> TlsStream<S> {
+    /// Rolls this side's TLS 1.3 traffic keys now (a `key_update` asking
+    /// the peer to roll its own too) and sends it. rustls already rolls
+    /// keys when a cipher's limits require it; this is for connections
+    /// about to sit idle for long. An error on TLS 1.2.
+    pub fn refresh_traffic_keys(&mut self) -> io::Result<()> {
+        let core = &mut self.core;
+        core.state.refresh_keys_with(&mut core.stream)
     }
 }
 
@@ -898,6 +914,13 @@ where
         let sh = &*self.shared;
         let _held = sh.write_lock.acquire_guard().map_err(lock_error)?;
         sh.core.state.shutdown_with(&mut &sh.core.stream)
+    }
+
+    /// [`TlsStream::refresh_traffic_keys`] for a split stream.
+    pub fn refresh_traffic_keys(&mut self) -> io::Result<()> {
+        let sh = &*self.shared;
+        let _held = sh.write_lock.acquire_guard().map_err(lock_error)?;
+        sh.core.state.refresh_keys_with(&mut &sh.core.stream)
     }
 
     /// The underlying stream.

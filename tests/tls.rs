@@ -426,6 +426,77 @@ fn alpn_and_sni_are_negotiated() {
     })
 }
 
+/// TLS 1.2 (enabled beside 1.3) works the same way, clean close included.
+#[test]
+fn tls12_handshake_and_close() {
+    within(30, || {
+        let pki = Pki::new(&["localhost"]);
+        let (addr, server) = serve_one(pki.acceptor(), |tls| {
+            let mut tls = tls.unwrap();
+            let mut got = Vec::new();
+            tls.read_to_end(&mut got).unwrap();
+            tls.write_all(&got).unwrap();
+            tls.shutdown().unwrap();
+            tls.protocol_version()
+        });
+        let config = ClientConfig::builder_with_provider(tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .with_root_certificates(pki.roots())
+            .with_no_client_auth();
+        let tcp = TcpStream::connect(addr).unwrap();
+        let mut tls = tls::connect("localhost", tcp, Arc::new(config)).unwrap();
+        assert_eq!(tls.protocol_version(), Some(ProtocolVersion::TLSv1_2));
+        tls.write_all(b"twelve").unwrap();
+        tls.shutdown().unwrap();
+        let mut back = Vec::new();
+        tls.read_to_end(&mut back).unwrap();
+        assert_eq!(back, b"twelve");
+        assert_eq!(server.get().unwrap(), Some(ProtocolVersion::TLSv1_2));
+        // Key updates are TLS 1.3 only.
+        assert!(tls.refresh_traffic_keys().is_err());
+    })
+}
+
+/// Key updates from both sides mid-stream, one of them on a split
+/// stream: data keeps flowing both ways.
+#[test]
+fn key_update_mid_stream() {
+    within(30, || {
+        let pki = Pki::new(&["localhost"]);
+        let (addr, server) = serve_one(pki.acceptor(), |tls| {
+            let (mut r, mut w) = tls.unwrap().split();
+            let mut line = [0u8; 5];
+            for round in 0..3u8 {
+                r.read_exact(&mut line).unwrap();
+                if round == 1 {
+                    w.refresh_traffic_keys().unwrap();
+                }
+                w.write_all(&line).unwrap();
+            }
+            w.shutdown().unwrap();
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).unwrap();
+            rest.is_empty()
+        });
+        let tcp = TcpStream::connect(addr).unwrap();
+        let mut tls = tls::connect("localhost", tcp, pki.client_config()).unwrap();
+        for round in 0..3u8 {
+            if round == 1 {
+                tls.refresh_traffic_keys().unwrap();
+            }
+            let msg = [b'a' + round; 5];
+            tls.write_all(&msg).unwrap();
+            let mut back = [0u8; 5];
+            tls.read_exact(&mut back).unwrap();
+            assert_eq!(back, msg);
+        }
+        tls.shutdown().unwrap();
+        assert_eq!(tls.read(&mut [0u8; 4]).unwrap(), 0);
+        assert!(server.get().unwrap());
+    })
+}
+
 /// An IP address as the server name: verified against the certificate's
 /// IP SAN, and sent without SNI.
 #[test]
