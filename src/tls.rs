@@ -90,6 +90,11 @@ use crate::sync::Lock;
 
 pub use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
+/// The rustls crate these types come from, for matching errors
+/// (`rustls::Error`, `rustls::CertificateError`) and building configs
+/// without depending on a second, possibly different, rustls version.
+pub use rustls;
+
 // ===== configuration =====
 
 /// The crypto provider every config made here uses: rustls' *ring*

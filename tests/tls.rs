@@ -13,13 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use greenrt::net::{TcpListener, TcpStream};
+use greenrt::tls::rustls::{self, pki_types::CertificateDer, CertificateError, ProtocolVersion};
 use greenrt::tls::{
     self, ClientConfig, HandshakeError, RootCertStore, TlsAcceptor, TlsReadHalf, TlsStream, TlsWriteHalf,
 };
 use greenrt::Greenlet;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-use rustls::pki_types::CertificateDer;
-use rustls::{CertificateError, ProtocolVersion};
 
 /// A test CA and a leaf certificate it signed.
 struct Pki {
