@@ -743,3 +743,60 @@ fn fuzz_entry_answers_valid_requests() {
         "HTTP/1.1 200 OK\r\nServer: greenrt\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
     );
 }
+
+// ===== TLS =====
+
+/// A test CA and a `localhost` certificate it signed: the server's
+/// acceptor and a client config that trusts the CA.
+fn test_pki() -> (greenrt::tls::TlsAcceptor, std::sync::Arc<greenrt::tls::ClientConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "greenrt server test CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let acceptor =
+        greenrt::tls::TlsAcceptor::from_pem((leaf.pem() + &ca.pem()).as_bytes(), leaf_key.serialize_pem().as_bytes())
+            .unwrap();
+    let mut roots = greenrt::tls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    (acceptor, greenrt::tls::client_config_with_roots(roots))
+}
+
+#[test]
+fn https_keep_alive_and_clean_close() {
+    let (acceptor, client_config) = test_pki();
+    let server = StreamServer::bind("127.0.0.1:0", http::tls_handler(cfg(), acceptor, echo_handler)).unwrap();
+    server.start().unwrap();
+    let addr = server.local_addr();
+    let out = greenrt::spawn(move || {
+        let tcp = connect(addr);
+        let mut tls = greenrt::tls::connect("localhost", tcp, client_config).unwrap();
+        tls.write_all(b"GET /one HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        let want = b"HTTP/1.1 200 OK\r\nServer: greenrt\r\nContent-Length: 9\r\n\r\nGET /one ";
+        let mut got = vec![0; want.len()];
+        tls.read_exact(&mut got).unwrap();
+        assert_eq!(text(&got), text(want));
+        tls.write_all(b"POST /two HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+            .unwrap();
+        // read_to_end succeeds only on the server's close_notify.
+        let mut rest = Vec::new();
+        tls.read_to_end(&mut rest).unwrap();
+        rest
+    })
+    .get()
+    .unwrap();
+    assert_eq!(
+        text(&out),
+        "HTTP/1.1 200 OK\r\nServer: greenrt\r\nContent-Length: 12\r\nConnection: close\r\n\r\nPOST /two hi"
+    );
+    server.stop(Duration::from_secs(1));
+}

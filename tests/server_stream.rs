@@ -449,3 +449,78 @@ fn emfile_at_accept_backs_off_and_recovers() {
     let logged = stderr.matches("cannot accept: Too many open files").count();
     assert_eq!(logged, 1, "{stderr}");
 }
+
+// ===== TLS =====
+
+/// A test CA and a `localhost` certificate it signed: the server's
+/// acceptor and a client config that trusts the CA.
+fn test_pki() -> (greenrt::tls::TlsAcceptor, std::sync::Arc<greenrt::tls::ClientConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "greenrt server test CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let acceptor =
+        greenrt::tls::TlsAcceptor::from_pem((leaf.pem() + &ca.pem()).as_bytes(), leaf_key.serialize_pem().as_bytes())
+            .unwrap();
+    let mut roots = greenrt::tls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    (acceptor, greenrt::tls::client_config_with_roots(roots))
+}
+
+#[test]
+fn tls_stream_server_echo_and_bad_clients_dropped() {
+    let (acceptor, client_config) = test_pki();
+    let served = Rc::new(Cell::new(0));
+    let s2 = served.clone();
+    let server = StreamServer::bind_tls("127.0.0.1:0", acceptor, move |mut tls, _| {
+        assert_eq!(tls.sni_hostname(), Some("localhost"));
+        let mut buf = [0u8; 64];
+        let n = tls.read(&mut buf).unwrap();
+        tls.write_all(&buf[..n]).unwrap();
+        tls.shutdown().unwrap();
+        s2.set(s2.get() + 1);
+    })
+    .unwrap();
+    server.start().unwrap();
+    let addr = server.local_addr();
+    // A client that speaks plain text: its handshake fails, it is dropped.
+    let plain = greenrt::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out.starts_with(b"HTTP")
+    });
+    let clients: Vec<_> = (0..5)
+        .map(|i| {
+            let cfg = client_config.clone();
+            greenrt::spawn(move || {
+                let tcp = TcpStream::connect(addr).unwrap();
+                tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut tls = greenrt::tls::connect("localhost", tcp, cfg).unwrap();
+                let msg = format!("secret {i}");
+                tls.write_all(msg.as_bytes()).unwrap();
+                let mut back = Vec::new();
+                tls.read_to_end(&mut back).unwrap(); // Ok(0) only after close_notify
+                back == msg.as_bytes()
+            })
+        })
+        .collect();
+    for c in &clients {
+        assert!(c.get().unwrap());
+    }
+    assert!(!plain.get().unwrap(), "no plain-text answer to a plain-text client");
+    assert_eq!(served.get(), 5, "only the TLS clients reached the handler");
+    server.stop(Duration::from_secs(1));
+}

@@ -40,8 +40,10 @@
 //!   closes; the panic is reported on stderr (`GREENRT_LOG`). Responses
 //!   carry `Server: greenrt` and a `Date`.
 //!
-//! Any `Read + Write` stream can be served with [`serve_connection`] (a
-//! TLS stream, a Unix socket, or memory in tests).
+//! HTTPS: [`bind_tls`] and [`tls_handler`] take a [`TlsAcceptor`]; the
+//! handshake runs in the connection's greenlet, and the connection ends
+//! with `close_notify`. Any other `Read + Write` stream (a Unix socket,
+//! memory in tests) can be served with [`serve_connection`].
 
 mod body;
 mod conn;
@@ -62,6 +64,7 @@ use super::StreamServer;
 use crate::greenlet::GreenletExit;
 use crate::net::{TcpStream, ToSocketAddrs};
 use crate::timeout::TimeoutUnwind;
+use crate::tls::{TlsAcceptor, TlsStream};
 use parse::Head;
 
 // ===== configuration =====
@@ -369,6 +372,26 @@ impl Transport for TcpStream {
     }
 }
 
+/// TLS over greenrt's TCP stream: deadlines become the TCP socket's
+/// timeouts, and a refusal ends with `close_notify` and a half-close.
+impl Transport for TlsStream<TcpStream> {
+    fn read_until(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
+        self.get_ref().set_read_timeout(remaining(deadline)?)?;
+        self.read(buf).map_err(timed_out)
+    }
+
+    fn write_until(&mut self, data: &[u8], deadline: Option<Instant>) -> io::Result<()> {
+        self.get_ref().set_write_timeout(remaining(deadline)?)?;
+        self.write_all(data).and_then(|()| self.flush()).map_err(timed_out)
+    }
+
+    fn shutdown_write(&mut self) {
+        if self.shutdown().is_ok() {
+            let _ = self.get_ref().shutdown(Shutdown::Write);
+        }
+    }
+}
+
 // ===== serving =====
 
 /// Serves HTTP/1.1 on one connection until either side closes it: any
@@ -412,6 +435,26 @@ pub fn handler(
     }
 }
 
+/// Like [`handler`], for HTTPS: each connection does its TLS handshake
+/// with `acceptor` first (see [`tls_handler`](super::tls_handler)).
+pub fn tls_handler(
+    config: HttpConfig,
+    acceptor: TlsAcceptor,
+    handler: impl Fn(&mut Request<'_>) -> Response + 'static,
+) -> impl Fn(TcpStream, SocketAddr) + 'static {
+    let config = Rc::new(config);
+    move |stream, peer| {
+        let Some(tls) = super::tls::handshake(&acceptor, stream, peer) else {
+            return;
+        };
+        let mut conn = conn::Conn::new(tls, &config);
+        if conn::run(&mut conn, Some(peer), &config, &handler).is_ok() {
+            // A clean TLS close, so the client knows nothing was cut off.
+            let _ = conn.into_stream().shutdown();
+        }
+    }
+}
+
 /// Binds `addr` and returns a [`StreamServer`] that serves HTTP with
 /// `handler` and the default [`HttpConfig`] (gevent's
 /// `WSGIServer(addr, app)`); call `start` or `serve_forever` on it.
@@ -420,6 +463,16 @@ pub fn bind<A: ToSocketAddrs>(
     handler: impl Fn(&mut Request<'_>) -> Response + 'static,
 ) -> io::Result<StreamServer> {
     StreamServer::bind(addr, self::handler(HttpConfig::default(), handler))
+}
+
+/// Like [`bind`], for HTTPS with `acceptor` (gevent's `WSGIServer(addr,
+/// app, ssl_context=...)`).
+pub fn bind_tls<A: ToSocketAddrs>(
+    addr: A,
+    acceptor: TlsAcceptor,
+    handler: impl Fn(&mut Request<'_>) -> Response + 'static,
+) -> io::Result<StreamServer> {
+    StreamServer::bind(addr, tls_handler(HttpConfig::default(), acceptor, handler))
 }
 
 // ===== fuzzing =====

@@ -7,10 +7,13 @@
 //! | [`Workers`] (from [`StreamServer::workers`]) | several `StreamServer`s in forked processes |
 //! | [`DatagramServer`] | `gevent.server.DatagramServer` |
 //! | [`http`] | `gevent.pywsgi.WSGIServer` |
+//! | [`tls_handler`], [`StreamServer::bind_tls`] | `StreamServer(..., ssl_context=...)` |
 
 mod datagram;
 pub mod http;
 mod stream;
+mod tls;
 
 pub use datagram::DatagramServer;
 pub use stream::{StreamServer, Workers, WorkersBuilder, DEFAULT_MAX_ACCEPT};
+pub use tls::{tls_handler, HANDSHAKE_TIMEOUT};
