@@ -15,12 +15,16 @@
 
 pub mod c_api;
 pub mod config;
+pub mod dns;
 pub mod fdtable;
 pub mod hook;
 pub mod io;
 pub mod net;
+pub mod poll;
+pub mod process;
 pub mod real;
 pub mod runtime;
+pub mod time;
 
 pub use greenrt;
 
