@@ -13,8 +13,11 @@
  */
 #include <stdarg.h>
 
-extern int greenrt_preload_fcntl(int fd, int cmd, long arg, int is64);
-extern int greenrt_preload_ioctl(int fd, unsigned long request, void *arg);
+/* Hidden: bound inside this library, so that a second copy of it loaded
+ * in the same process (preloaded and linked from different paths) calls
+ * its own Rust side, never the first copy's (which would loop). */
+__attribute__((visibility("hidden"))) extern int greenrt_preload_fcntl(int fd, int cmd, long arg, int is64);
+__attribute__((visibility("hidden"))) extern int greenrt_preload_ioctl(int fd, unsigned long request, void *arg);
 
 __attribute__((visibility("default"))) int fcntl(int fd, int cmd, ...)
 {

@@ -38,6 +38,12 @@ pub fn parse_hooks(v: &str) -> Result<Hooks, String> {
 
 /// Reads the environment once, at load time.
 pub(crate) fn init() {
+    if !crate::real::is_primary_copy() {
+        // A second copy of the library: the first one hooks (see
+        // `real::is_primary_copy`); this one passes everything through.
+        HOOKS.store(Hooks::Off as u8 + 1, Ordering::Relaxed);
+        return;
+    }
     let mode = match std::env::var("GREENRT_HOOKS") {
         Err(_) => Hooks::Auto,
         Ok(v) => match parse_hooks(&v) {
