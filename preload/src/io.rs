@@ -50,6 +50,28 @@
 //! signal it was nor whether its handler has `SA_RESTART`): the call
 //! behaves as with `SA_RESTART`. Where the hook passes straight through
 //! (rule 1), the kernel's behaviour is unchanged.
+//!
+//! # Known limits
+//!
+//! - `close`/`dup2` wake the waiters of the **calling thread's** hub only
+//!   (`RuntimeV1::cancel_wait` reaches one hub). A greenlet of another
+//!   thread parked on the fd is not woken; Linux itself keeps such a
+//!   blocked read waiting on the old file, which a cooperative wait on an
+//!   fd number cannot reproduce.
+//! - Without `RWF_NOWAIT` (FIFOs, ttys, timerfd, inotify) the hook waits
+//!   for readiness and then makes the real call: if another reader or
+//!   writer takes the readiness first, that call blocks the thread (with
+//!   the kernel's semantics). Terminal writes pass straight through.
+//! - `connect` and `accept` set `O_NONBLOCK` on the open file description
+//!   for the length of one non-blocking syscall; another *process* sharing
+//!   the description could see it in that window (this process's
+//!   `F_GETFL` hides it).
+//! - fds at or above `fdtable::LIMIT` are classified on every call.
+//! - An fd closed behind the hooks' back (glibc's internal `close`) keeps
+//!   a stale table entry until its number is reused by a hooked call; a
+//!   socket call failing with `ENOTSOCK` or a poller refusal repairs it.
+//! - `recvmmsg`: an error after some messages returns their count but is
+//!   not kept for the next call (the kernel stores it in `sk_err`).
 
 use std::ffi::{c_int, c_long, c_ulong, c_void};
 use std::time::{Duration, Instant};
