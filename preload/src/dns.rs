@@ -25,7 +25,9 @@
 //! next call: glibc keeps one static `hostent` for the process; here each
 //! thread has its own (a `hostent` and a buffer that grows on `ERANGE`),
 //! filled by the real `gethostbyname_r` on the pool. `h_errno` (per
-//! thread) is set on failure as glibc does.
+//! thread) is set on failure as glibc does. While one greenlet waits for
+//! that storage to be filled, another greenlet of the same thread calling
+//! `gethostbyname` gets the real call (glibc's own storage), which blocks.
 //!
 //! If a greenlet waiting for its lookup is killed, the lookup still
 //! completes (its result is returned; nothing leaks) and the kill stays

@@ -24,7 +24,11 @@
 //!      poller and closed (with a raw syscall) before the call returns, so
 //!      no registration outlives the call and a fork never shares it.
 //!      Creating one costs three syscalls plus one `epoll_ctl` per fd, on
-//!      the path that is about to park anyway.
+//!      the path that is about to park anyway (measured here: 4 to 6 µs
+//!      for two fds, against 2.4 µs to add them to and remove them from a
+//!      cached per-thread epoll fd; the saving is not worth a cached fd,
+//!      which a forked child would share with the parent, interest list
+//!      and all).
 //! 3. When the hub wakes the greenlet, the real call with a zero timeout
 //!    runs again and its result is returned: `revents`, the fd sets and
 //!    the epoll events are exactly what the kernel reports. A wake-up with
