@@ -98,6 +98,10 @@ pub struct RuntimeV1 {
     pub killed: unsafe extern "C" fn() -> c_int,
     /// Switches this thread's hub has made (proof of cooperation).
     pub switch_count: unsafe extern "C" fn() -> u64,
+    /// 1 if `fd` is one of the runtime's own (epoll fd, eventfd, signal
+    /// pipe): the program never opened it, so `close`/`dup2` must treat it
+    /// as not open.
+    pub owns_fd: unsafe extern "C" fn(fd: c_int) -> c_int,
 }
 
 /// This copy's entry points.
@@ -117,6 +121,7 @@ pub static RUNTIME_V1: RuntimeV1 = RuntimeV1 {
     current,
     killed,
     switch_count,
+    owns_fd,
 };
 
 // ===== which copy runs the show =====
@@ -444,6 +449,15 @@ unsafe extern "C" fn current() -> u64 {
 
 unsafe extern "C" fn killed() -> c_int {
     hub::with(|h| (h.current_task().pending.get() == Some(Interrupt::Kill)) as c_int)
+}
+
+unsafe extern "C" fn owns_fd(fd: c_int) -> c_int {
+    owns_fd_here(fd) as c_int
+}
+
+/// True if `fd` is one of this copy's runtime fds (see `RuntimeV1::owns_fd`).
+pub fn owns_fd_here(fd: c_int) -> bool {
+    crate::sys::fds::owns(fd)
 }
 
 unsafe extern "C" fn switch_count() -> u64 {

@@ -200,6 +200,7 @@ pub(crate) fn reset_after_fork() {
     }
     hub.remote.closed.store(true, Ordering::Release);
     // The child's copy of the eventfd; the parent keeps its own.
+    crate::sys::fds::disown(hub.remote.waker.fd());
     crate::sys::close_raw(hub.remote.waker.fd());
     let old = std::mem::replace(&mut *hub.poller.borrow_mut(), Box::new(sys::poll::Poll::new()));
     drop(old); // closes the child's copy of the epoll fd

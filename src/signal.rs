@@ -331,14 +331,16 @@ impl Registry {
         }
         let mut fds = [0 as c_int; 2];
         syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
+        fds[0] = crate::sys::fds::own_high(fds[0])?;
+        fds[1] = crate::sys::fds::own_high(fds[1])?;
         WAKE_FD.store(fds[1], Ordering::Release);
         if let Some(old) = self.pipe.replace(Pipe { read: fds[0], pid }) {
             // The parent's pipe, inherited: close our copy of its read end.
             // Its write end is left open on purpose: a handler running on
             // another thread may have loaded that fd number already, and it
             // must not write into whatever file would reuse the number.
-            // SAFETY: closes an fd this registry owns, once.
-            unsafe { libc::close(old.read) };
+            crate::sys::fds::disown(old.read);
+            crate::sys::close_raw(old.read);
         }
         Ok(fds[0])
     }

@@ -670,6 +670,11 @@ pub(crate) fn cancel_waiters(fd: c_int) {
 /// # Safety
 /// The libc contract of `close`.
 pub unsafe fn close(fd: c_int) -> c_int {
+    if runtime_owns(fd) {
+        // Not open as far as the program knows: answer as the kernel would.
+        hook::set_errno(libc::EBADF);
+        return -1;
+    }
     if fd >= 0 && tracking() {
         cancel_waiters(fd);
         fdtable::forget(fd);
@@ -700,11 +705,24 @@ fn before_replace(old: c_int, new: c_int) {
     }
 }
 
+/// True if `fd` is one of the runtime's own fds (in this copy or the
+/// serving one): the program never opened it.
+fn runtime_owns(fd: c_int) -> bool {
+    // SAFETY: a runtime table entry point; no preconditions.
+    fd >= 0 && (greenrt::capi::owns_fd_here(fd) || unsafe { (crate::runtime::rt().owns_fd)(fd) } != 0)
+}
+
 /// The `dup2` hook.
 ///
 /// # Safety
 /// The libc contract of `dup2`.
 pub unsafe fn dup2(old: c_int, new: c_int) -> c_int {
+    if runtime_owns(old) || runtime_owns(new) {
+        // The number belongs to the runtime, which keeps its fds high to
+        // make this rare; replacing it would break the hub.
+        hook::set_errno(if runtime_owns(old) { libc::EBADF } else { libc::EBUSY });
+        return -1;
+    }
     before_replace(old, new);
     // SAFETY: the caller's arguments.
     let r = unsafe { real::dup2(old, new) };
@@ -719,6 +737,10 @@ pub unsafe fn dup2(old: c_int, new: c_int) -> c_int {
 /// # Safety
 /// The libc contract of `dup3`.
 pub unsafe fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    if runtime_owns(old) || runtime_owns(new) {
+        hook::set_errno(if runtime_owns(old) { libc::EBADF } else { libc::EBUSY });
+        return -1;
+    }
     before_replace(old, new);
     // SAFETY: the caller's arguments.
     let r = unsafe { real::dup3(old, new, flags) };

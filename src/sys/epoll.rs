@@ -19,7 +19,7 @@ pub(crate) struct Epoll {
 
 impl Epoll {
     pub(crate) fn new() -> io::Result<Self> {
-        let epfd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        let epfd = super::fds::own_high(syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?)?;
         Ok(Epoll {
             epfd,
             registered: Vec::new(),
@@ -111,6 +111,7 @@ impl Poller for Epoll {
 
 impl Drop for Epoll {
     fn drop(&mut self) {
+        super::fds::disown(self.epfd);
         super::close_raw(self.epfd);
     }
 }

@@ -13,7 +13,7 @@ pub(crate) struct Waker {
 
 impl Waker {
     pub(crate) fn new() -> io::Result<Self> {
-        let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
+        let fd = super::fds::own_high(syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?)?;
         Ok(Waker { fd })
     }
 
@@ -40,6 +40,7 @@ impl Waker {
 
 impl Drop for Waker {
     fn drop(&mut self) {
+        super::fds::disown(self.fd);
         super::close_raw(self.fd);
     }
 }
