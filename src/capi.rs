@@ -21,6 +21,19 @@
 //! the next switch point in Rust code unwinds; `-ETIMEDOUT` for a Timeout
 //! or a deadline, which the hook turns into the errno its call's contract
 //! names (`EAGAIN` for a read, `ETIMEDOUT` for a connect).
+//!
+//! # Signals
+//!
+//! A hooked blocking call interrupted by a signal handler fails with
+//! `EINTR` (or is restarted, with `SA_RESTART`, for the calls the kernel
+//! restarts). A greenlet parked here sleeps in the hub's own poller wait,
+//! which the handler interrupts instead. A hook that wants that
+//! interruption turns it on with [`RuntimeV1::set_signal_interruptible`]
+//! around its wait: when the hub's poller wait then fails with `EINTR`
+//! (a handler ran on this thread), the wait ends with `-EINTR`. Telling
+//! that from a kill is [`RuntimeV1::killed`]; whether the handler asked
+//! for `SA_RESTART` is for the hook to decide (the runtime does not know
+//! which signal it was).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -102,6 +115,11 @@ pub struct RuntimeV1 {
     /// pipe): the program never opened it, so `close`/`dup2` must treat it
     /// as not open.
     pub owns_fd: unsafe extern "C" fn(fd: c_int) -> c_int,
+    /// Makes the calling greenlet's later waits in `wait_fd`,
+    /// `wait_fd_level` and `sleep_ns` end with `-EINTR` when a signal
+    /// handler interrupts the hub's poller wait (`on` non-zero), or not
+    /// (`0`, the default). Returns the previous setting.
+    pub set_signal_interruptible: unsafe extern "C" fn(on: c_int) -> c_int,
 }
 
 /// This copy's entry points.
@@ -122,6 +140,7 @@ pub static RUNTIME_V1: RuntimeV1 = RuntimeV1 {
     killed,
     switch_count,
     owns_fd,
+    set_signal_interruptible,
 };
 
 // ===== which copy runs the show =====
@@ -250,6 +269,7 @@ unsafe extern "C" fn wait_fd(fd: c_int, events: c_int, timeout_ns: i64) -> c_int
             Ok(FdWait::TimedOut) => Err(-libc::ETIMEDOUT),
             Ok(FdWait::Closed) => Err(-libc::EBADF),
             Ok(FdWait::Interrupted(i)) => Err(interrupt_errno(i)),
+            Ok(FdWait::Signal) => Err(-libc::EINTR),
             Err(e) => Err(io_errno(e)),
         },
     );
@@ -281,10 +301,18 @@ unsafe extern "C" fn sleep_ns(ns: i64, remaining_ns: *mut i64) -> c_int {
     let r = c_path(|| {
         if ns <= 0 {
             crate::greenlet::check(hub::with(|h| h.yield_now()));
-        } else {
-            crate::sleep(Duration::from_nanos(ns as u64));
+            return Ok(());
         }
-        Ok(())
+        loop {
+            let p = hub::park(Some(end));
+            crate::greenlet::check(p.interrupt);
+            if p.reason == crate::task::WakeReason::Signal {
+                return Err(-libc::EINTR);
+            }
+            if Instant::now() >= end {
+                return Ok(());
+            }
+        }
     });
     match r {
         Ok(()) => 0,
@@ -462,4 +490,8 @@ pub fn owns_fd_here(fd: c_int) -> bool {
 
 unsafe extern "C" fn switch_count() -> u64 {
     hub::switch_count()
+}
+
+unsafe extern "C" fn set_signal_interruptible(on: c_int) -> c_int {
+    hub::with(|h| h.current_task().signal_interruptible.replace(on != 0)) as c_int
 }

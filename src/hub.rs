@@ -74,6 +74,9 @@ pub(crate) enum FdWait {
     Closed,
     /// A kill or Timeout arrived.
     Interrupted(Interrupt),
+    /// A signal handler interrupted the hub's wait (only for a task that
+    /// is `signal_interruptible`).
+    Signal,
 }
 
 enum Message {
@@ -220,6 +223,8 @@ pub(crate) struct Hub {
     events: RefCell<Vec<Event>>,
     fds: RefCell<HashMap<RawFd, FdWaiters>>,
     io_waiters: Cell<usize>,
+    /// Tasks parked in a signal-interruptible wait (some may be stale).
+    signal_waiters: RefCell<Vec<WakeHandle>>,
     remote: Arc<Remote>,
     remote_waiters: RefCell<HashMap<u64, WakeHandle>>,
     in_scheduler: Cell<bool>,
@@ -420,6 +425,7 @@ impl Hub {
             events: RefCell::new(Vec::with_capacity(256)),
             fds: RefCell::new(HashMap::new()),
             io_waiters: Cell::new(0),
+            signal_waiters: RefCell::new(Vec::new()),
             remote,
             remote_waiters: RefCell::new(HashMap::new()),
             in_scheduler: Cell::new(false),
@@ -539,6 +545,14 @@ impl Hub {
         cur.reason.set(WakeReason::None);
         cur.state.set(State::Parked);
         cur.waiting_on.set(on);
+        if cur.signal_interruptible.get() {
+            let mut w = self.signal_waiters.borrow_mut();
+            w.retain(|h| !h.is_stale());
+            w.push(WakeHandle {
+                task: cur.clone(),
+                seq: cur.seq.get(),
+            });
+        }
         self.switch_out(&cur);
         cur.waiting_on.set(WaitingOn::Nothing);
         if let Some(t) = timer {
@@ -700,6 +714,15 @@ impl Hub {
         n
     }
 
+    /// Wakes every task parked in a signal-interruptible wait with
+    /// `WakeReason::Signal`.
+    fn signal_interrupt(&self) {
+        let waiters = std::mem::take(&mut *self.signal_waiters.borrow_mut());
+        for h in waiters {
+            h.wake(WakeReason::Signal);
+        }
+    }
+
     /// Delivers an interrupt: recorded now, acted on at the task's next
     /// switch point. A parked task is woken so that it sees it.
     pub(crate) fn interrupt(&self, task: &Rc<Task>, i: Interrupt) {
@@ -741,8 +764,13 @@ impl Hub {
         if blocking {
             self.shared.idle.store(false, Ordering::Relaxed);
         }
-        if let Err(e) = r {
-            config::log(config::LogLevel::Error, format_args!("poller wait failed: {e}"));
+        match r {
+            Ok(()) => {}
+            // A signal handler ran on this thread while the hub waited:
+            // the waits that a handler interrupts (hooked poll, sleep, ...)
+            // end, as the blocking calls would have.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => self.signal_interrupt(),
+            Err(e) => config::log(config::LogLevel::Error, format_args!("poller wait failed: {e}")),
         }
         let waker_fd = self.remote.waker.fd();
         for ev in &events {
@@ -825,6 +853,7 @@ impl Hub {
             (Some(i), _) => FdWait::Interrupted(i),
             (None, WakeReason::Io) => FdWait::Ready,
             (None, WakeReason::Closed) => FdWait::Closed,
+            (None, WakeReason::Signal) => FdWait::Signal,
             _ => FdWait::TimedOut,
         })
     }

@@ -63,6 +63,9 @@ pub(crate) fn wait(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> 
         FdWait::TimedOut => Err(io::Error::from(io::ErrorKind::TimedOut)),
         FdWait::Closed => Err(io::Error::from_raw_os_error(libc::EBADF)),
         FdWait::Interrupted(i) => deliver(i),
+        // Only waits made through the C ABI with signal interruption on
+        // end this way; Rust callers never ask for it.
+        FdWait::Signal => Err(io::Error::from(io::ErrorKind::Interrupted)),
     }
 }
 

@@ -56,6 +56,10 @@ pub(crate) enum WakeReason {
     Closed,
     /// Nothing can ever wake it (only the root greenlet sees this).
     LoopExit,
+    /// A signal handler interrupted the hub's wait while the task was
+    /// parked in a signal-interruptible wait (see
+    /// `Task::signal_interruptible`).
+    Signal,
 }
 
 /// A request to stop what the task is doing, delivered at its next switch.
@@ -125,6 +129,10 @@ pub(crate) struct Task {
     pub(crate) seq: Cell<u64>,
     pub(crate) reason: Cell<WakeReason>,
     pub(crate) pending: Cell<Option<Interrupt>>,
+    /// Set while the task waits in a C-ABI call that a signal handler must
+    /// interrupt (a hooked `poll`, `nanosleep`, ...): a park then ends with
+    /// `WakeReason::Signal` when the hub's poller wait fails with `EINTR`.
+    pub(crate) signal_interruptible: Cell<bool>,
     /// The coroutine, once the task has started.
     pub(crate) co: UnsafeCell<Option<Co>>,
     /// The greenlet's body until it starts: its stack is only mapped then,
@@ -161,6 +169,7 @@ impl Task {
             seq: Cell::new(0),
             reason: Cell::new(WakeReason::None),
             pending: Cell::new(None),
+            signal_interruptible: Cell::new(false),
             co: UnsafeCell::new(None),
             body: Cell::new(None),
             yielder: Cell::new(std::ptr::null()),

@@ -59,11 +59,19 @@
 //! # Signals
 //!
 //! The real calls never restart after a signal handler: they fail with
-//! `EINTR`. A parked greenlet sleeps in the hub's own wait; whatever the
-//! runtime reports as an interruption (`-EINTR`: the greenlet was killed,
-//! and a signal handler interrupting the hub's wait where the runtime
-//! reports that) is returned as `-1`/`EINTR` (rule 16). A real `EINTR` from
-//! the zero-timeout calls is returned as it is.
+//! `EINTR` (rule 16). A parked greenlet sleeps in the hub's own poller
+//! wait, so every park here (`park`) asks the runtime to end it with
+//! `-EINTR` when a signal handler interrupts that wait on this thread
+//! (`RuntimeV1::set_signal_interruptible`); a kill ends it the same way.
+//! The hook then returns `-1`/`EINTR` (`interrupted` tells a kill, a
+//! handler, and a mere stop-and-continue apart). A real `EINTR` from the
+//! zero-timeout calls is returned as it is.
+//!
+//! What cannot be exact: the runtime learns of a handler only when it
+//! interrupts the hub's poller wait. A signal handled while this thread
+//! runs another greenlet's code interrupts no wait, as it would interrupt
+//! no blocking call of a thread that was running; and with several
+//! greenlets parked in hooked calls, one handler interrupts them all.
 //!
 //! # Errors that cannot cooperate
 //!
@@ -147,6 +155,59 @@ pub(crate) fn timespec_duration(ts: &timespec) -> Option<Duration> {
     }
 }
 
+/// Runs a runtime wait (`f`) as a hooked call's park: with the bypass flag
+/// cleared (other greenlets run meanwhile, and their hooked calls must
+/// cooperate too) and with signal interruption on, so that a signal
+/// handler interrupting the hub's wait ends it with `-EINTR`.
+pub(crate) fn park<R>(f: impl FnOnce() -> R) -> R {
+    hook::unguarded(|| {
+        // SAFETY: runtime entry point; no pointers.
+        let prev = unsafe { (rt().set_signal_interruptible)(1) };
+        let r = f();
+        // SAFETY: as above.
+        unsafe { (rt().set_signal_interruptible)(prev) };
+        r
+    })
+}
+
+/// After a park ended with `-EINTR`: true if the real call would fail
+/// with `EINTR` now, false if it would still be waiting.
+///
+/// A kill always interrupts. Otherwise a signal interrupted the hub's
+/// wait, and which one is not known: the call is interrupted if some
+/// signal has a handler (for a call the kernel restarts after a handler
+/// installed with `SA_RESTART`, `restartable`: some handler without
+/// `SA_RESTART`). With no handler at all, the interruption was a stop and
+/// continue (`SIGSTOP`/`SIGCONT`), after which the real call goes on
+/// waiting. Handlers of the fault signals (`SIGSEGV`, `SIGBUS`, `SIGILL`,
+/// `SIGFPE`, `SIGTRAP`, `SIGSYS`) do not count: those are raised by the
+/// faulting thread itself, not delivered to a sleeping one (the runtime
+/// installs `SIGSEGV`/`SIGBUS` handlers for its stack-overflow reports).
+pub(crate) fn interrupted(restartable: bool) -> bool {
+    // SAFETY: runtime entry point; no pointers.
+    if unsafe { (rt().killed)() } != 0 {
+        return true;
+    }
+    const FAULTS: [c_int; 6] = [
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGILL,
+        libc::SIGFPE,
+        libc::SIGTRAP,
+        libc::SIGSYS,
+    ];
+    (1..=libc::SIGRTMAX()).filter(|s| !FAULTS.contains(s)).any(|sig| {
+        // SAFETY: an all-zero sigaction is a valid out-parameter.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: queries the disposition only (null new action).
+        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
+            return false;
+        }
+        let handled = old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN;
+        handled && (!restartable || old.sa_flags & libc::SA_RESTART == 0)
+    })
+}
+
 /// Closes an fd the hooks own with a raw syscall (never through a hook).
 pub(crate) fn close_raw(fd: c_int) {
     // SAFETY: closing an fd this module created and nobody else knows.
@@ -168,9 +229,7 @@ impl Watch {
     /// `-ETIMEDOUT`, `-EINTR`, `-EBADF`, other `-errno`).
     fn wait(&self, deadline: &Deadline) -> c_int {
         let ns = deadline.left_ns();
-        // Parked: other greenlets run meanwhile, and their hooked calls
-        // must cooperate too.
-        hook::unguarded(|| match self {
+        park(|| match self {
             // SAFETY: runtime entry points; no pointer arguments.
             Watch::One(fd, ev) => unsafe { (rt().wait_fd_level)(*fd, *ev, ns) },
             // SAFETY: as above.
@@ -293,7 +352,9 @@ fn wait_loop_inner(
                 let r = check();
                 return if r != 0 { Outcome::Done(r) } else { Outcome::TimedOut };
             }
-            e if e == -libc::EINTR => return Outcome::Interrupted,
+            // Never restarted after a handler, whatever SA_RESTART says.
+            e if e == -libc::EINTR && interrupted(false) => return Outcome::Interrupted,
+            e if e == -libc::EINTR => {}
             _ => return Outcome::Fallback,
         }
         let r = check();

@@ -36,10 +36,11 @@
 //! # Signals (rule 16)
 //!
 //! The real calls fail with `EINTR` when a handler installed without
-//! `SA_RESTART` runs, and restart with it. A parked wait returns
-//! `-1`/`EINTR` when the runtime reports the wait interrupted (the greenlet
-//! was killed; and, where the runtime reports that, a signal handler
-//! interrupted the hub's wait), the child left unreaped, as the kernel does.
+//! `SA_RESTART` runs, and restart with it. A parked wait is told when a
+//! signal handler interrupts the hub's wait (see `poll.rs`, "Signals"),
+//! but not which signal it was: it returns `-1`/`EINTR` (the child left
+//! unreaped, as the kernel does) if the greenlet was killed or some signal
+//! has a handler without `SA_RESTART`, and waits on otherwise.
 //!
 //! # fork (rule 8)
 //!
@@ -62,7 +63,7 @@ use greenrt::capi::WAIT_READ;
 use libc::{pid_t, rusage};
 
 use crate::hook::{self, errno, set_errno};
-use crate::poll::close_raw;
+use crate::poll::{close_raw, interrupted, park};
 use crate::real;
 use crate::runtime::rt;
 
@@ -184,7 +185,8 @@ unsafe fn wait_coop(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rus
         }
         r
     };
-    let interrupted = || {
+    // waitpid is restarted after a handler installed with SA_RESTART.
+    let eintr = || {
         set_errno(libc::EINTR);
         -1
     };
@@ -202,13 +204,12 @@ unsafe fn wait_coop(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rus
         if let Ok(pfd) = pidfd_open(pid) {
             let mut slice = PAUSE_MIN_NS;
             let r = loop {
-                // Parked: other greenlets run meanwhile, and their hooked
-                // calls must cooperate too.
                 // SAFETY: runtime entry point; no pointers.
-                let timed_out = match hook::unguarded(|| unsafe { (rt().wait_fd_level)(pfd, WAIT_READ, slice) }) {
+                let timed_out = match park(|| unsafe { (rt().wait_fd_level)(pfd, WAIT_READ, slice) }) {
                     0 => false,
                     e if e == -libc::ETIMEDOUT => true,
-                    e if e == -libc::EINTR => break Some(interrupted()),
+                    e if e == -libc::EINTR && interrupted(true) => break Some(eintr()),
+                    e if e == -libc::EINTR => false,
                     // The poller refused the pidfd, or another failure:
                     // pause between tries instead.
                     _ => break None,
@@ -233,11 +234,11 @@ unsafe fn wait_coop(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rus
     let mut pause = PAUSE_MIN_NS;
     loop {
         // SAFETY: runtime entry point; a null `remaining` is allowed.
-        let r = hook::unguarded(|| unsafe { (rt().sleep_ns)(pause, std::ptr::null_mut()) });
-        if r == -libc::EINTR {
-            return interrupted();
+        let r = park(|| unsafe { (rt().sleep_ns)(pause, std::ptr::null_mut()) });
+        if r == -libc::EINTR && interrupted(true) {
+            return eintr();
         }
-        if r != 0 {
+        if r != 0 && r != -libc::EINTR {
             // The runtime cannot sleep: the real, blocking call.
             set_errno(saved);
             // SAFETY: the program's own arguments.

@@ -41,9 +41,9 @@
 //!
 //! None of these calls is restarted after a signal handler, with or
 //! without `SA_RESTART`: they fail with `EINTR`. A parked sleep ends with
-//! `EINTR` (and the remaining time) whenever the runtime reports the wait
-//! interrupted (`-EINTR`: the greenlet was killed, and a handler
-//! interrupting the hub's wait where the runtime reports that).
+//! `EINTR` (and the remaining time) when a signal handler interrupts the
+//! hub's wait, or the greenlet is killed (see `poll.rs`, "Signals"); a
+//! stop and continue with no handler installed sleeps on.
 //!
 //! If the runtime's wait fails for any other reason, the call falls back
 //! to the real sleep for the time that is left.
@@ -55,7 +55,7 @@ use greenrt::capi::WAIT_READ;
 use libc::{clockid_t, timespec, useconds_t};
 
 use crate::hook::{self, errno, set_errno};
-use crate::poll::{close_raw, duration_timespec, timespec_duration};
+use crate::poll::{close_raw, duration_timespec, interrupted, park, timespec_duration};
 use crate::real;
 use crate::runtime::rt;
 
@@ -76,13 +76,16 @@ fn sleep_for(d: Duration) -> Slept {
     loop {
         let chunk = left().as_nanos().min(i64::MAX as u128) as i64;
         // SAFETY: runtime entry point; a null `remaining` is allowed.
-        let r = hook::unguarded(|| unsafe { (rt().sleep_ns)(chunk, std::ptr::null_mut()) });
+        let r = park(|| unsafe { (rt().sleep_ns)(chunk, std::ptr::null_mut()) });
         match r {
             0 if left().is_zero() => return Slept::Done,
             // Only sleeps longer than i64::MAX ns (292 years) come back
             // early: sleep the rest.
             0 => {}
-            e if e == -libc::EINTR => return Slept::Interrupted(left()),
+            // Never restarted after a handler, whatever SA_RESTART says.
+            e if e == -libc::EINTR && interrupted(false) => return Slept::Interrupted(left()),
+            // A stop and continue: sleep the rest.
+            e if e == -libc::EINTR => {}
             _ => return Slept::Failed(left()),
         }
     }
@@ -249,7 +252,7 @@ unsafe fn clock_nanosleep_coop(
     d: Duration,
     rem: *mut timespec,
 ) -> Result<c_int, Option<Duration>> {
-    let interrupted = |left: Duration| {
+    let stopped_early = |left: Duration| {
         if !abs && !rem.is_null() {
             // SAFETY: the caller's writable `rem`.
             unsafe { *rem = duration_timespec(left) };
@@ -274,19 +277,22 @@ unsafe fn clock_nanosleep_coop(
     if let Some(rel) = relative {
         return match sleep_for(rel) {
             Slept::Done => Ok(0),
-            Slept::Interrupted(left) => interrupted(left),
+            Slept::Interrupted(left) => stopped_early(left),
             Slept::Failed(left) if !abs => Err(Some(left)),
             Slept::Failed(_) => Err(None),
         };
     }
     let t = TimerFd::arm(clock, abs, req).ok_or(None)?;
-    // SAFETY: runtime entry point; no pointers.
-    let r = hook::unguarded(|| unsafe { (rt().wait_fd_level)(t.0, WAIT_READ, -1) });
-    match r {
-        0 => Ok(0),
-        e if e == -libc::EINTR => interrupted(t.left()),
-        _ if abs => Err(None),
-        _ => Err(Some(t.left())),
+    loop {
+        // SAFETY: runtime entry point; no pointers.
+        let r = park(|| unsafe { (rt().wait_fd_level)(t.0, WAIT_READ, -1) });
+        return match r {
+            0 => Ok(0),
+            e if e == -libc::EINTR && interrupted(false) => stopped_early(t.left()),
+            e if e == -libc::EINTR => continue,
+            _ if abs => Err(None),
+            _ => Err(Some(t.left())),
+        };
     }
 }
 

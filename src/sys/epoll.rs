@@ -87,7 +87,6 @@ impl Poller for Epoll {
             0usize
         ) {
             Ok(n) => n as usize,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) => return Err(e),
         };
         // SAFETY: epoll_wait initialised the first `n` entries.

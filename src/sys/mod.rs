@@ -143,7 +143,9 @@ pub(crate) trait Poller {
     /// kernel, so that the next `set_interest` registers it afresh: for
     /// raw fds the program may have closed and reopened behind our back.
     fn revalidate(&mut self, _fd: RawFd) {}
-    /// Waits for readiness; `None` waits without limit.
+    /// Waits for readiness; `None` waits without limit. A signal handler
+    /// that interrupts the wait is reported as `ErrorKind::Interrupted`
+    /// (with whatever `events` were collected: none).
     fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()>;
     /// The backend's name, as accepted by `GREENRT_BACKEND`.
     fn name(&self) -> &'static str;

@@ -57,7 +57,6 @@ impl Poller for Poll {
         }
         match super::ppoll_raw(&mut self.pollfds, timeout_ms(timeout)) {
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),
         }
         let err = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
