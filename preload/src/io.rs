@@ -110,6 +110,43 @@ pub(crate) fn coop(fd: c_int) -> Option<FdState> {
     }
 }
 
+/// [`coop`]'s answer when `eligible` (the call's arguments allow the
+/// cooperative path at all), else `None`.
+#[inline]
+pub(crate) fn coop_if(eligible: bool, fd: c_int) -> Option<FdState> {
+    if eligible {
+        coop(fd)
+    } else {
+        None
+    }
+}
+
+/// The shape every blocking hook shares: given a cooperating fd's state,
+/// `coop_call` runs under [`hook::guarded`] (with `real_call` as its
+/// fallback after a panic); without one, the real call is made.
+#[inline]
+pub(crate) fn hooked<R>(
+    name: &str,
+    st: Option<FdState>,
+    coop_call: impl FnOnce(FdState) -> R,
+    real_call: impl Fn() -> R,
+) -> R {
+    match st {
+        Some(st) => hook::guarded(name, || coop_call(st), &real_call),
+        None => real_call(),
+    }
+}
+
+/// Reclassifies an fd whose socket call failed with `ENOTSOCK` (its entry
+/// was stale) and makes the real call instead.
+pub(crate) fn stale(fd: c_int, r: ssize_t, real_call: impl FnOnce() -> ssize_t) -> ssize_t {
+    if r < 0 && errno() == libc::ENOTSOCK {
+        fdtable::reclassify(fd);
+        return real_call();
+    }
+    r
+}
+
 /// Whether bookkeeping hooks (close, dup, fcntl, setsockopt, ...) should
 /// record what they see.
 #[inline]
@@ -439,12 +476,8 @@ unsafe fn readv_coop(fd: c_int, st: FdState, iov: *const iovec, cnt: c_int) -> s
             // SAFETY: the caller's arguments.
             |_| unsafe { real::readv(fd, iov, cnt) },
         );
-        if r < 0 && errno() == libc::ENOTSOCK {
-            fdtable::reclassify(fd);
-            // SAFETY: the caller's arguments.
-            return unsafe { real::readv(fd, iov, cnt) };
-        }
-        return r;
+        // SAFETY: the caller's arguments.
+        return stale(fd, r, || unsafe { real::readv(fd, iov, cnt) });
     }
     nowait_rw(fd, &st, Dir::Read, iov, cnt)
 }
@@ -457,12 +490,8 @@ unsafe fn writev_coop(fd: c_int, st: FdState, iov: *const iovec, cnt: c_int) -> 
     if st.kind == Kind::Socket {
         // SAFETY: the caller's arguments.
         let r = unsafe { crate::net::send_iov(fd, &st, iov, cnt, 0) };
-        if r < 0 && errno() == libc::ENOTSOCK {
-            fdtable::reclassify(fd);
-            // SAFETY: the caller's arguments.
-            return unsafe { real::writev(fd, iov, cnt) };
-        }
-        return r;
+        // SAFETY: the caller's arguments.
+        return stale(fd, r, || unsafe { real::writev(fd, iov, cnt) });
     }
     nowait_rw(fd, &st, Dir::Write, iov, cnt)
 }
@@ -478,29 +507,24 @@ fn iov_count_ok(cnt: c_int) -> bool {
 /// # Safety
 /// The libc contract of `read`.
 pub unsafe fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    if n != 0 {
-        if let Some(st) = coop(fd) {
+    hooked(
+        "read",
+        coop_if(n != 0, fd),
+        |st| {
+            if st.kind == Kind::Socket {
+                // SAFETY: the caller's arguments.
+                return unsafe { read_socket(fd, st, buf, n) };
+            }
             let v = iovec {
                 iov_base: buf,
                 iov_len: n,
             };
-            return hook::guarded(
-                "read",
-                // SAFETY: the caller's buffer as one iovec.
-                || unsafe {
-                    if st.kind == Kind::Socket {
-                        read_socket(fd, st, buf, n)
-                    } else {
-                        readv_coop(fd, st, &v, 1)
-                    }
-                },
-                // SAFETY: the caller's arguments.
-                || unsafe { real::read(fd, buf, n) },
-            );
-        }
-    }
-    // SAFETY: the caller's arguments.
-    unsafe { real::read(fd, buf, n) }
+            // SAFETY: the caller's buffer as one iovec.
+            unsafe { readv_coop(fd, st, &v, 1) }
+        },
+        // SAFETY: the caller's arguments.
+        || unsafe { real::read(fd, buf, n) },
+    )
 }
 
 /// `read` on a socket: `recv` with `MSG_DONTWAIT`.
@@ -518,12 +542,8 @@ unsafe fn read_socket(fd: c_int, st: FdState, buf: *mut c_void, n: size_t) -> ss
         // SAFETY: as above.
         |_| unsafe { real::read(fd, buf, n) },
     );
-    if r < 0 && errno() == libc::ENOTSOCK {
-        fdtable::reclassify(fd);
-        // SAFETY: as above.
-        return unsafe { real::read(fd, buf, n) };
-    }
-    r
+    // SAFETY: as above.
+    stale(fd, r, || unsafe { real::read(fd, buf, n) })
 }
 
 /// The `write` hook.
@@ -531,23 +551,20 @@ unsafe fn read_socket(fd: c_int, st: FdState, buf: *mut c_void, n: size_t) -> ss
 /// # Safety
 /// The libc contract of `write`.
 pub unsafe fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    if n != 0 {
-        if let Some(st) = coop(fd) {
+    hooked(
+        "write",
+        coop_if(n != 0, fd),
+        |st| {
             let v = iovec {
                 iov_base: buf as *mut c_void,
                 iov_len: n,
             };
-            return hook::guarded(
-                "write",
-                // SAFETY: the caller's buffer as one iovec.
-                || unsafe { writev_coop(fd, st, &v, 1) },
-                // SAFETY: the caller's arguments.
-                || unsafe { real::write(fd, buf, n) },
-            );
-        }
-    }
-    // SAFETY: the caller's arguments.
-    unsafe { real::write(fd, buf, n) }
+            // SAFETY: the caller's buffer as one iovec.
+            unsafe { writev_coop(fd, st, &v, 1) }
+        },
+        // SAFETY: the caller's arguments.
+        || unsafe { real::write(fd, buf, n) },
+    )
 }
 
 /// The `readv` hook.
@@ -555,19 +572,14 @@ pub unsafe fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
 /// # Safety
 /// The libc contract of `readv`.
 pub unsafe fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
-    if cnt > 0 && iov_count_ok(cnt) {
-        if let Some(st) = coop(fd) {
-            return hook::guarded(
-                "readv",
-                // SAFETY: the caller's arguments.
-                || unsafe { readv_coop(fd, st, iov, cnt) },
-                // SAFETY: the caller's arguments.
-                || unsafe { real::readv(fd, iov, cnt) },
-            );
-        }
-    }
-    // SAFETY: the caller's arguments.
-    unsafe { real::readv(fd, iov, cnt) }
+    hooked(
+        "readv",
+        coop_if(cnt > 0 && iov_count_ok(cnt), fd),
+        // SAFETY: the caller's arguments.
+        |st| unsafe { readv_coop(fd, st, iov, cnt) },
+        // SAFETY: the caller's arguments.
+        || unsafe { real::readv(fd, iov, cnt) },
+    )
 }
 
 /// The `writev` hook.
@@ -575,19 +587,14 @@ pub unsafe fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
 /// # Safety
 /// The libc contract of `writev`.
 pub unsafe fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
-    if cnt > 0 && iov_count_ok(cnt) {
-        if let Some(st) = coop(fd) {
-            return hook::guarded(
-                "writev",
-                // SAFETY: the caller's arguments.
-                || unsafe { writev_coop(fd, st, iov, cnt) },
-                // SAFETY: the caller's arguments.
-                || unsafe { real::writev(fd, iov, cnt) },
-            );
-        }
-    }
-    // SAFETY: the caller's arguments.
-    unsafe { real::writev(fd, iov, cnt) }
+    hooked(
+        "writev",
+        coop_if(cnt > 0 && iov_count_ok(cnt), fd),
+        // SAFETY: the caller's arguments.
+        |st| unsafe { writev_coop(fd, st, iov, cnt) },
+        // SAFETY: the caller's arguments.
+        || unsafe { real::writev(fd, iov, cnt) },
+    )
 }
 
 /// The `__read_chk` hook (`read` under `_FORTIFY_SOURCE`).

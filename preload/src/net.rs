@@ -18,8 +18,8 @@ use std::time::Instant;
 use libc::{iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespec};
 
 use crate::fdtable::{self, FdState, Kind, Timeo};
-use crate::hook::{self, errno, set_errno};
-use crate::io::{self, coop, park, tracking, transfer, Cursor, Dir, Until, Waited};
+use crate::hook::{errno, set_errno};
+use crate::io::{self, hooked, park, stale, tracking, transfer, Cursor, Dir, Until, Waited};
 use crate::real;
 
 /// Flags under which a receive never blocks: pass through.
@@ -46,22 +46,70 @@ fn is_stream(fd: c_int) -> bool {
     r == 0 && ty == libc::SOCK_STREAM
 }
 
-/// Reclassifies an fd whose socket call failed with `ENOTSOCK` (its entry
-/// was stale) and makes the real call instead.
-fn stale(fd: c_int, r: ssize_t, real_call: impl FnOnce() -> ssize_t) -> ssize_t {
-    if r < 0 && errno() == libc::ENOTSOCK {
-        fdtable::reclassify(fd);
-        return real_call();
-    }
-    r
+/// The fd's state if `eligible` (the call's flags and arguments allow the
+/// cooperative path) and it is a socket that cooperates now.
+fn coop_socket(eligible: bool, fd: c_int) -> Option<FdState> {
+    io::coop_if(eligible, fd).filter(|st| st.kind == Kind::Socket)
 }
 
-/// The cursor's next contiguous piece (for `recv`/`send` on one buffer).
-fn piece(c: &mut Cursor) -> (*mut c_void, size_t) {
-    let (p, _) = c.rest();
-    // SAFETY: `rest` returns at least one valid entry while not done.
-    let v = unsafe { *p };
-    (v.iov_base, v.iov_len)
+/// `Until::All` for a `MSG_WAITALL` receive on a stream socket (where it
+/// loops), else `Until::First`.
+fn recv_until(fd: c_int, flags: c_int) -> Until {
+    if flags & libc::MSG_WAITALL != 0 && is_stream(fd) {
+        Until::All
+    } else {
+        Until::First
+    }
+}
+
+/// A cooperative transfer of one buffer (`recvfrom`, `sendto`):
+/// `call(ptr, len, flags)` is the socket call, made with `MSG_DONTWAIT`
+/// added while cooperating, with `flags` as given for the blocking
+/// fallback, and on the whole buffer after an `ENOTSOCK` ([`stale`]).
+#[allow(clippy::too_many_arguments)]
+fn one_buffer(
+    fd: c_int,
+    st: &FdState,
+    dir: Dir,
+    until: Until,
+    buf: *mut c_void,
+    n: size_t,
+    flags: c_int,
+    call: impl Fn(*mut c_void, size_t, c_int) -> ssize_t,
+) -> ssize_t {
+    let timeo = match dir {
+        Dir::Read => Timeo::Rcv,
+        Dir::Write => Timeo::Snd,
+    };
+    let v = iovec {
+        iov_base: buf,
+        iov_len: n,
+    };
+    let mut cur = Cursor::new(&v, 1);
+    // The cursor's next contiguous piece (what is left of the buffer).
+    let piece = |c: &mut Cursor| {
+        let (p, _) = c.rest();
+        // SAFETY: `rest` returns at least one valid entry while not done.
+        let v = unsafe { *p };
+        (v.iov_base, v.iov_len)
+    };
+    let r = transfer(
+        fd,
+        st,
+        dir,
+        Some(timeo),
+        until,
+        &mut cur,
+        |c| {
+            let (p, n) = piece(c);
+            call(p, n, flags | libc::MSG_DONTWAIT)
+        },
+        |c| {
+            let (p, n) = piece(c);
+            call(p, n, flags)
+        },
+    );
+    stale(fd, r, || call(buf, n, flags))
 }
 
 // ===== creation =====
@@ -102,36 +150,34 @@ unsafe fn accept_any(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags:
             Some(f) => real::accept4(fd, addr, len, f),
         }
     };
-    let r = match coop(fd) {
-        Some(st) if st.kind == Kind::Socket => hook::guarded(
-            "accept",
-            || {
-                let mut cur = Cursor::new(std::ptr::null(), 0);
-                let r = transfer(
-                    fd,
-                    &st,
-                    Dir::Read,
-                    Some(Timeo::Rcv),
-                    Until::First,
-                    &mut cur,
-                    |_| {
-                        // No per-call flag for accept: O_NONBLOCK for the
-                        // call, hidden from F_GETFL, restored at once.
-                        let Some(guard) = fdtable::temp_nonblock(fd) else {
-                            return real_call() as ssize_t;
-                        };
-                        let r = real_call();
-                        drop(guard);
-                        r as ssize_t
-                    },
-                    |_| real_call() as ssize_t,
-                );
-                stale(fd, r, || real_call() as ssize_t) as c_int
-            },
-            real_call,
-        ),
-        _ => real_call(),
-    };
+    let r = hooked(
+        "accept",
+        coop_socket(true, fd),
+        |st| {
+            let mut cur = Cursor::new(std::ptr::null(), 0);
+            let r = transfer(
+                fd,
+                &st,
+                Dir::Read,
+                Some(Timeo::Rcv),
+                Until::First,
+                &mut cur,
+                |_| {
+                    // No per-call flag for accept: O_NONBLOCK for the
+                    // call, hidden from F_GETFL, restored at once.
+                    let Some(guard) = fdtable::temp_nonblock(fd) else {
+                        return real_call() as ssize_t;
+                    };
+                    let r = real_call();
+                    drop(guard);
+                    r as ssize_t
+                },
+                |_| real_call() as ssize_t,
+            );
+            stale(fd, r, || real_call() as ssize_t) as c_int
+        },
+        real_call,
+    );
     if r >= 0 && tracking() {
         let nb = flags.is_some_and(|f| f & libc::SOCK_NONBLOCK != 0);
         fdtable::created(r, Kind::Socket, nb);
@@ -262,19 +308,14 @@ unsafe fn connect_coop(fd: c_int, st: FdState, addr: *const sockaddr, len: sockl
 /// # Safety
 /// The libc contract of `connect`.
 pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    if let Some(st) = coop(fd) {
-        if st.kind == Kind::Socket {
-            return hook::guarded(
-                "connect",
-                // SAFETY: the caller's arguments.
-                || unsafe { connect_coop(fd, st, addr, len) },
-                // SAFETY: the caller's arguments.
-                || unsafe { real::connect(fd, addr, len) },
-            );
-        }
-    }
-    // SAFETY: the caller's arguments.
-    unsafe { real::connect(fd, addr, len) }
+    hooked(
+        "connect",
+        coop_socket(true, fd),
+        // SAFETY: the caller's arguments.
+        |st| unsafe { connect_coop(fd, st, addr, len) },
+        // SAFETY: the caller's arguments.
+        || unsafe { real::connect(fd, addr, len) },
+    )
 }
 
 // ===== receiving =====
@@ -289,37 +330,10 @@ unsafe fn recvfrom_coop(
     addr: *mut sockaddr,
     alen: *mut socklen_t,
 ) -> ssize_t {
-    let until = if flags & libc::MSG_WAITALL != 0 && is_stream(fd) {
-        Until::All
-    } else {
-        Until::First
-    };
-    let v = iovec {
-        iov_base: buf,
-        iov_len: n,
-    };
-    let mut cur = Cursor::new(&v, 1);
-    // SAFETY: the caller's arguments.
-    let real_call = || unsafe { real::recvfrom(fd, buf, n, flags, addr, alen) };
-    let r = transfer(
-        fd,
-        &st,
-        Dir::Read,
-        Some(Timeo::Rcv),
-        until,
-        &mut cur,
-        |c| {
-            let (p, n) = piece(c);
-            // SAFETY: the caller's buffer (or what is left of it).
-            unsafe { real::recvfrom(fd, p, n, flags | libc::MSG_DONTWAIT, addr, alen) }
-        },
-        |c| {
-            let (p, n) = piece(c);
-            // SAFETY: as above.
-            unsafe { real::recvfrom(fd, p, n, flags, addr, alen) }
-        },
-    );
-    stale(fd, r, real_call)
+    let until = recv_until(fd, flags);
+    // SAFETY: the caller's buffer (or what is left of it) and arguments.
+    let call = |p, n, f| unsafe { real::recvfrom(fd, p, n, f, addr, alen) };
+    one_buffer(fd, &st, Dir::Read, until, buf, n, flags, call)
 }
 
 /// The `recvfrom` hook.
@@ -334,21 +348,14 @@ pub unsafe fn recvfrom(
     addr: *mut sockaddr,
     alen: *mut socklen_t,
 ) -> ssize_t {
-    if flags & RECV_NONBLOCKING == 0 {
-        if let Some(st) = coop(fd) {
-            if st.kind == Kind::Socket {
-                return hook::guarded(
-                    "recvfrom",
-                    // SAFETY: the caller's arguments.
-                    || unsafe { recvfrom_coop(fd, st, buf, n, flags, addr, alen) },
-                    // SAFETY: the caller's arguments.
-                    || unsafe { real::recvfrom(fd, buf, n, flags, addr, alen) },
-                );
-            }
-        }
-    }
-    // SAFETY: the caller's arguments.
-    unsafe { real::recvfrom(fd, buf, n, flags, addr, alen) }
+    hooked(
+        "recvfrom",
+        coop_socket(flags & RECV_NONBLOCKING == 0, fd),
+        // SAFETY: the caller's arguments.
+        |st| unsafe { recvfrom_coop(fd, st, buf, n, flags, addr, alen) },
+        // SAFETY: the caller's arguments.
+        || unsafe { real::recvfrom(fd, buf, n, flags, addr, alen) },
+    )
 }
 
 /// The `recv` hook.
@@ -356,22 +363,15 @@ pub unsafe fn recvfrom(
 /// # Safety
 /// The libc contract of `recv`.
 pub unsafe fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
-    if flags & RECV_NONBLOCKING == 0 {
-        if let Some(st) = coop(fd) {
-            if st.kind == Kind::Socket {
-                let null = std::ptr::null_mut();
-                return hook::guarded(
-                    "recv",
-                    // SAFETY: the caller's arguments.
-                    || unsafe { recvfrom_coop(fd, st, buf, n, flags, null, null as *mut socklen_t) },
-                    // SAFETY: the caller's arguments.
-                    || unsafe { real::recv(fd, buf, n, flags) },
-                );
-            }
-        }
-    }
-    // SAFETY: the caller's arguments.
-    unsafe { real::recv(fd, buf, n, flags) }
+    let null = std::ptr::null_mut();
+    hooked(
+        "recv",
+        coop_socket(flags & RECV_NONBLOCKING == 0, fd),
+        // SAFETY: the caller's arguments.
+        |st| unsafe { recvfrom_coop(fd, st, buf, n, flags, null, null as *mut socklen_t) },
+        // SAFETY: the caller's arguments.
+        || unsafe { real::recv(fd, buf, n, flags) },
+    )
 }
 
 /// The `__recv_chk` hook.
@@ -412,11 +412,7 @@ pub unsafe fn recvfrom_chk(
 /// pieces go into the rest of the iovecs (ancillary data only with the
 /// first).
 unsafe fn recvmsg_coop(fd: c_int, st: FdState, msg: *mut msghdr, flags: c_int) -> ssize_t {
-    let until = if flags & libc::MSG_WAITALL != 0 && is_stream(fd) {
-        Until::All
-    } else {
-        Until::First
-    };
+    let until = recv_until(fd, flags);
     // SAFETY: the caller's msghdr; the kernel validated it on success
     // before the cursor reads it.
     let (iov, cnt) = unsafe { ((*msg).msg_iov as *const iovec, (*msg).msg_iovlen) };
@@ -466,21 +462,14 @@ unsafe fn recvmsg_coop(fd: c_int, st: FdState, msg: *mut msghdr, flags: c_int) -
 /// # Safety
 /// The libc contract of `recvmsg`.
 pub unsafe fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
-    if flags & RECV_NONBLOCKING == 0 && !msg.is_null() {
-        if let Some(st) = coop(fd) {
-            if st.kind == Kind::Socket {
-                return hook::guarded(
-                    "recvmsg",
-                    // SAFETY: the caller's arguments.
-                    || unsafe { recvmsg_coop(fd, st, msg, flags) },
-                    // SAFETY: the caller's arguments.
-                    || unsafe { real::recvmsg(fd, msg, flags) },
-                );
-            }
-        }
-    }
-    // SAFETY: the caller's arguments.
-    unsafe { real::recvmsg(fd, msg, flags) }
+    hooked(
+        "recvmsg",
+        coop_socket(flags & RECV_NONBLOCKING == 0 && !msg.is_null(), fd),
+        // SAFETY: the caller's arguments.
+        |st| unsafe { recvmsg_coop(fd, st, msg, flags) },
+        // SAFETY: the caller's arguments.
+        || unsafe { real::recvmsg(fd, msg, flags) },
+    )
 }
 
 fn ts_ns(t: &timespec) -> i128 {
@@ -585,21 +574,17 @@ unsafe fn recvmmsg_coop(
 /// # Safety
 /// The libc contract of `recvmmsg`.
 pub unsafe fn recvmmsg(fd: c_int, v: *mut mmsghdr, vlen: c_uint, flags: c_int, timeout: *mut timespec) -> c_int {
-    if flags & RECV_NONBLOCKING == 0 && vlen > 0 && vlen <= libc::UIO_MAXIOV as c_uint && !v.is_null() {
-        if let Some(st) = coop(fd) {
-            if st.kind == Kind::Socket {
-                return hook::guarded(
-                    "recvmmsg",
-                    // SAFETY: the caller's arguments.
-                    || unsafe { recvmmsg_coop(fd, st, v, vlen, flags, timeout) },
-                    // SAFETY: the caller's arguments.
-                    || unsafe { real::recvmmsg(fd, v, vlen, flags, timeout) },
-                );
-            }
-        }
-    }
-    // SAFETY: the caller's arguments.
-    unsafe { real::recvmmsg(fd, v, vlen, flags, timeout) }
+    hooked(
+        "recvmmsg",
+        coop_socket(
+            flags & RECV_NONBLOCKING == 0 && vlen > 0 && vlen <= libc::UIO_MAXIOV as c_uint && !v.is_null(),
+            fd,
+        ),
+        // SAFETY: the caller's arguments.
+        |st| unsafe { recvmmsg_coop(fd, st, v, vlen, flags, timeout) },
+        // SAFETY: the caller's arguments.
+        || unsafe { real::recvmmsg(fd, v, vlen, flags, timeout) },
+    )
 }
 
 // ===== sending =====
@@ -688,32 +673,9 @@ unsafe fn sendto_coop(
     addr: *const sockaddr,
     alen: socklen_t,
 ) -> ssize_t {
-    let v = iovec {
-        iov_base: buf as *mut c_void,
-        iov_len: n,
-    };
-    let mut cur = Cursor::new(&v, 1);
-    // SAFETY: the caller's arguments.
-    let real_call = || unsafe { real::sendto(fd, buf, n, flags, addr, alen) };
-    let r = transfer(
-        fd,
-        &st,
-        Dir::Write,
-        Some(Timeo::Snd),
-        Until::All,
-        &mut cur,
-        |c| {
-            let (p, n) = piece(c);
-            // SAFETY: the caller's buffer (or what is left of it).
-            unsafe { real::sendto(fd, p, n, flags | libc::MSG_DONTWAIT, addr, alen) }
-        },
-        |c| {
-            let (p, n) = piece(c);
-            // SAFETY: as above.
-            unsafe { real::sendto(fd, p, n, flags, addr, alen) }
-        },
-    );
-    stale(fd, r, real_call)
+    // SAFETY: the caller's buffer (or what is left of it) and arguments.
+    let call = |p: *mut c_void, n, f| unsafe { real::sendto(fd, p, n, f, addr, alen) };
+    one_buffer(fd, &st, Dir::Write, Until::All, buf as *mut c_void, n, flags, call)
 }
 
 /// The `sendto` hook.
@@ -728,21 +690,14 @@ pub unsafe fn sendto(
     addr: *const sockaddr,
     alen: socklen_t,
 ) -> ssize_t {
-    if flags & libc::MSG_DONTWAIT == 0 {
-        if let Some(st) = coop(fd) {
-            if st.kind == Kind::Socket {
-                return hook::guarded(
-                    "sendto",
-                    // SAFETY: the caller's arguments.
-                    || unsafe { sendto_coop(fd, st, buf, n, flags, addr, alen) },
-                    // SAFETY: the caller's arguments.
-                    || unsafe { real::sendto(fd, buf, n, flags, addr, alen) },
-                );
-            }
-        }
-    }
-    // SAFETY: the caller's arguments.
-    unsafe { real::sendto(fd, buf, n, flags, addr, alen) }
+    hooked(
+        "sendto",
+        coop_socket(flags & libc::MSG_DONTWAIT == 0, fd),
+        // SAFETY: the caller's arguments.
+        |st| unsafe { sendto_coop(fd, st, buf, n, flags, addr, alen) },
+        // SAFETY: the caller's arguments.
+        || unsafe { real::sendto(fd, buf, n, flags, addr, alen) },
+    )
 }
 
 /// The `send` hook.
@@ -750,21 +705,14 @@ pub unsafe fn sendto(
 /// # Safety
 /// The libc contract of `send`.
 pub unsafe fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
-    if flags & libc::MSG_DONTWAIT == 0 {
-        if let Some(st) = coop(fd) {
-            if st.kind == Kind::Socket {
-                return hook::guarded(
-                    "send",
-                    // SAFETY: the caller's arguments.
-                    || unsafe { sendto_coop(fd, st, buf, n, flags, std::ptr::null(), 0) },
-                    // SAFETY: the caller's arguments.
-                    || unsafe { real::send(fd, buf, n, flags) },
-                );
-            }
-        }
-    }
-    // SAFETY: the caller's arguments.
-    unsafe { real::send(fd, buf, n, flags) }
+    hooked(
+        "send",
+        coop_socket(flags & libc::MSG_DONTWAIT == 0, fd),
+        // SAFETY: the caller's arguments.
+        |st| unsafe { sendto_coop(fd, st, buf, n, flags, std::ptr::null(), 0) },
+        // SAFETY: the caller's arguments.
+        || unsafe { real::send(fd, buf, n, flags) },
+    )
 }
 
 /// The `sendmsg` hook.
@@ -772,25 +720,18 @@ pub unsafe fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ss
 /// # Safety
 /// The libc contract of `sendmsg`.
 pub unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
-    if flags & libc::MSG_DONTWAIT == 0 && !msg.is_null() {
-        if let Some(st) = coop(fd) {
-            if st.kind == Kind::Socket {
-                return hook::guarded(
-                    "sendmsg",
-                    || {
-                        // SAFETY: the caller's arguments.
-                        let r = unsafe { sendmsg_coop(fd, &st, msg, flags) };
-                        // SAFETY: the caller's arguments.
-                        stale(fd, r, || unsafe { real::sendmsg(fd, msg, flags) })
-                    },
-                    // SAFETY: the caller's arguments.
-                    || unsafe { real::sendmsg(fd, msg, flags) },
-                );
-            }
-        }
-    }
-    // SAFETY: the caller's arguments.
-    unsafe { real::sendmsg(fd, msg, flags) }
+    hooked(
+        "sendmsg",
+        coop_socket(flags & libc::MSG_DONTWAIT == 0 && !msg.is_null(), fd),
+        |st| {
+            // SAFETY: the caller's arguments.
+            let r = unsafe { sendmsg_coop(fd, &st, msg, flags) };
+            // SAFETY: the caller's arguments.
+            stale(fd, r, || unsafe { real::sendmsg(fd, msg, flags) })
+        },
+        // SAFETY: the caller's arguments.
+        || unsafe { real::sendmsg(fd, msg, flags) },
+    )
 }
 
 /// Cooperative `sendmmsg`: every message sent whole, in order; an error
@@ -821,21 +762,17 @@ unsafe fn sendmmsg_coop(fd: c_int, st: FdState, v: *mut mmsghdr, vlen: c_uint, f
 /// # Safety
 /// The libc contract of `sendmmsg`.
 pub unsafe fn sendmmsg(fd: c_int, v: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int {
-    if flags & libc::MSG_DONTWAIT == 0 && vlen > 0 && vlen <= libc::UIO_MAXIOV as c_uint && !v.is_null() {
-        if let Some(st) = coop(fd) {
-            if st.kind == Kind::Socket {
-                return hook::guarded(
-                    "sendmmsg",
-                    // SAFETY: the caller's arguments.
-                    || unsafe { sendmmsg_coop(fd, st, v, vlen, flags) },
-                    // SAFETY: the caller's arguments.
-                    || unsafe { real::sendmmsg(fd, v, vlen, flags) },
-                );
-            }
-        }
-    }
-    // SAFETY: the caller's arguments.
-    unsafe { real::sendmmsg(fd, v, vlen, flags) }
+    hooked(
+        "sendmmsg",
+        coop_socket(
+            flags & libc::MSG_DONTWAIT == 0 && vlen > 0 && vlen <= libc::UIO_MAXIOV as c_uint && !v.is_null(),
+            fd,
+        ),
+        // SAFETY: the caller's arguments.
+        |st| unsafe { sendmmsg_coop(fd, st, v, vlen, flags) },
+        // SAFETY: the caller's arguments.
+        || unsafe { real::sendmmsg(fd, v, vlen, flags) },
+    )
 }
 
 // ===== options =====
