@@ -95,3 +95,44 @@ pub fn set_errno(e: i32) {
     // SAFETY: errno is thread-local; writing it is always fine.
     unsafe { *libc::__errno_location() = e };
 }
+
+/// Defines the module `defs` of a hook family's `#[no_mangle]` libc
+/// symbols (redhook), each one forwarding its arguments to the family's
+/// hook function:
+///
+/// ```ignore
+/// forward_hooks! {
+///     fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t => read_hook calls super::read;
+/// }
+/// ```
+///
+/// (the libc name and signature, redhook's name for the wrapper, the
+/// hook). The types resolve in the calling module.
+macro_rules! forward_hooks {
+    ($( fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty => $wrapper:ident calls $hook:path; )*) => {
+        /// The `#[no_mangle]` definitions (redhook), each calling the hook above.
+        #[allow(
+            static_mut_refs,
+            missing_abi,
+            non_camel_case_types,
+            non_upper_case_globals,
+            unused_unsafe,
+            clippy::all,
+            clippy::missing_safety_doc,
+            missing_docs
+        )]
+        mod defs {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(
+                redhook::hook! {
+                    unsafe fn $name($($arg: $ty),*) -> $ret => $wrapper {
+                        $hook($($arg),*)
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use forward_hooks;

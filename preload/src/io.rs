@@ -807,75 +807,18 @@ pub unsafe extern "C" fn greenrt_preload_ioctl(fd: c_int, request: c_ulong, arg:
     r
 }
 
-/// The `#[no_mangle]` definitions (redhook), each calling the hook above.
-#[allow(
-    static_mut_refs,
-    missing_abi,
-    non_camel_case_types,
-    non_upper_case_globals,
-    unused_unsafe,
-    clippy::all,
-    clippy::missing_safety_doc,
-    missing_docs
-)]
-mod defs {
-    use libc::{c_int, c_void, iovec, size_t, ssize_t};
-
-    redhook::hook! {
-        unsafe fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t => read_hook {
-            super::read(fd, buf, n)
-        }
-    }
-    redhook::hook! {
-        unsafe fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t => write_hook {
-            super::write(fd, buf, n)
-        }
-    }
-    redhook::hook! {
-        unsafe fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t => readv_hook {
-            super::readv(fd, iov, cnt)
-        }
-    }
-    redhook::hook! {
-        unsafe fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t => writev_hook {
-            super::writev(fd, iov, cnt)
-        }
-    }
-    redhook::hook! {
-        unsafe fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t) -> ssize_t => read_chk_hook {
-            super::read_chk(fd, buf, n, buflen)
-        }
-    }
-    redhook::hook! {
-        unsafe fn pipe(fds: *mut c_int) -> c_int => pipe_hook {
-            super::pipe(fds)
-        }
-    }
-    redhook::hook! {
-        unsafe fn pipe2(fds: *mut c_int, flags: c_int) -> c_int => pipe2_hook {
-            super::pipe2(fds, flags)
-        }
-    }
-    redhook::hook! {
-        unsafe fn close(fd: c_int) -> c_int => close_hook {
-            super::close(fd)
-        }
-    }
-    redhook::hook! {
-        unsafe fn dup(fd: c_int) -> c_int => dup_hook {
-            super::dup(fd)
-        }
-    }
-    redhook::hook! {
-        unsafe fn dup2(old: c_int, new: c_int) -> c_int => dup2_hook {
-            super::dup2(old, new)
-        }
-    }
-    redhook::hook! {
-        unsafe fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => dup3_hook {
-            super::dup3(old, new, flags)
-        }
-    }
+crate::hook::forward_hooks! {
+    fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t => read_hook calls super::read;
+    fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t => write_hook calls super::write;
+    fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t => readv_hook calls super::readv;
+    fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t => writev_hook calls super::writev;
+    fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t) -> ssize_t => read_chk_hook calls super::read_chk;
+    fn pipe(fds: *mut c_int) -> c_int => pipe_hook calls super::pipe;
+    fn pipe2(fds: *mut c_int, flags: c_int) -> c_int => pipe2_hook calls super::pipe2;
+    fn close(fd: c_int) -> c_int => close_hook calls super::close;
+    fn dup(fd: c_int) -> c_int => dup_hook calls super::dup;
+    fn dup2(old: c_int, new: c_int) -> c_int => dup2_hook calls super::dup2;
+    fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => dup3_hook calls super::dup3;
 }
 
 #[cfg(test)]

@@ -803,98 +803,21 @@ pub unsafe fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_voi
     r
 }
 
-/// The `#[no_mangle]` definitions (redhook), each calling the hook above.
-#[allow(
-    static_mut_refs,
-    missing_abi,
-    non_camel_case_types,
-    non_upper_case_globals,
-    unused_unsafe,
-    clippy::all,
-    clippy::missing_safety_doc,
-    missing_docs
-)]
-mod defs {
-    use libc::{c_int, c_uint, c_void, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespec};
-
-    redhook::hook! {
-        unsafe fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int => socket_hook {
-            super::socket(domain, ty, protocol)
-        }
-    }
-    redhook::hook! {
-        unsafe fn socketpair(domain: c_int, ty: c_int, protocol: c_int, sv: *mut c_int) -> c_int => socketpair_hook {
-            super::socketpair(domain, ty, protocol, sv)
-        }
-    }
-    redhook::hook! {
-        unsafe fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int => accept_hook {
-            super::accept(fd, addr, len)
-        }
-    }
-    redhook::hook! {
-        unsafe fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int => accept4_hook {
-            super::accept4(fd, addr, len, flags)
-        }
-    }
-    redhook::hook! {
-        unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int => connect_hook {
-            super::connect(fd, addr, len)
-        }
-    }
-    redhook::hook! {
-        unsafe fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t => recv_hook {
-            super::recv(fd, buf, n, flags)
-        }
-    }
-    redhook::hook! {
-        unsafe fn recvfrom(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t => recvfrom_hook {
-            super::recvfrom(fd, buf, n, flags, addr, alen)
-        }
-    }
-    redhook::hook! {
-        unsafe fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t => recvmsg_hook {
-            super::recvmsg(fd, msg, flags)
-        }
-    }
-    redhook::hook! {
-        unsafe fn recvmmsg(fd: c_int, v: *mut mmsghdr, vlen: c_uint, flags: c_int, t: *mut timespec) -> c_int => recvmmsg_hook {
-            super::recvmmsg(fd, v, vlen, flags, t)
-        }
-    }
-    redhook::hook! {
-        unsafe fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t => send_hook {
-            super::send(fd, buf, n, flags)
-        }
-    }
-    redhook::hook! {
-        unsafe fn sendto(fd: c_int, buf: *const c_void, n: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t => sendto_hook {
-            super::sendto(fd, buf, n, flags, addr, alen)
-        }
-    }
-    redhook::hook! {
-        unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t => sendmsg_hook {
-            super::sendmsg(fd, msg, flags)
-        }
-    }
-    redhook::hook! {
-        unsafe fn sendmmsg(fd: c_int, v: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int => sendmmsg_hook {
-            super::sendmmsg(fd, v, vlen, flags)
-        }
-    }
-    redhook::hook! {
-        unsafe fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int => setsockopt_hook {
-            super::setsockopt(fd, level, name, val, len)
-        }
-    }
-    redhook::hook! {
-        unsafe fn __recv_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int) -> ssize_t => recv_chk_hook {
-            super::recv_chk(fd, buf, n, buflen, flags)
-        }
-    }
-    redhook::hook! {
-        unsafe fn __recvfrom_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t => recvfrom_chk_hook {
-            super::recvfrom_chk(fd, buf, n, buflen, flags, addr, alen)
-        }
-    }
+crate::hook::forward_hooks! {
+    fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int => socket_hook calls super::socket;
+    fn socketpair(domain: c_int, ty: c_int, protocol: c_int, sv: *mut c_int) -> c_int => socketpair_hook calls super::socketpair;
+    fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int => accept_hook calls super::accept;
+    fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int => accept4_hook calls super::accept4;
+    fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int => connect_hook calls super::connect;
+    fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t => recv_hook calls super::recv;
+    fn recvfrom(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t => recvfrom_hook calls super::recvfrom;
+    fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t => recvmsg_hook calls super::recvmsg;
+    fn recvmmsg(fd: c_int, v: *mut mmsghdr, vlen: c_uint, flags: c_int, t: *mut timespec) -> c_int => recvmmsg_hook calls super::recvmmsg;
+    fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t => send_hook calls super::send;
+    fn sendto(fd: c_int, buf: *const c_void, n: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t => sendto_hook calls super::sendto;
+    fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t => sendmsg_hook calls super::sendmsg;
+    fn sendmmsg(fd: c_int, v: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int => sendmmsg_hook calls super::sendmmsg;
+    fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int => setsockopt_hook calls super::setsockopt;
+    fn __recv_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int) -> ssize_t => recv_chk_hook calls super::recv_chk;
+    fn __recvfrom_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t => recvfrom_chk_hook calls super::recvfrom_chk;
 }
