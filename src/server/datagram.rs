@@ -1,19 +1,18 @@
 //! [`DatagramServer`]: a UDP server that runs a handler in a new greenlet
 //! for every datagram (gevent's `gevent.server.DatagramServer`).
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::lifecycle::Lifecycle;
 use crate::config::{self, LogLevel};
-use crate::greenlet::{self, Greenlet};
+use crate::greenlet;
 use crate::net::{ToSocketAddrs, UdpSocket};
-use crate::pool::{Group, Pool};
+use crate::pool::Pool;
 use crate::stack::GuardedStack;
-use crate::sync::Event;
 
 /// Largest datagram received whole (the UDP maximum); longer ones are
 /// truncated by the kernel.
@@ -27,12 +26,8 @@ struct Inner {
     addr: SocketAddr,
     socket: Rc<UdpSocket>,
     handler: Handler,
-    group: RefCell<Group>,
-    pool: RefCell<Option<Pool>>,
-    receiver: RefCell<Option<Greenlet<()>>>,
-    closed: Cell<bool>,
-    done: Event,
-    failure: RefCell<Option<io::Error>>,
+    /// The receive loop, the handlers, closing and stopping.
+    life: Lifecycle,
 }
 
 /// A UDP server that runs `handler(data, peer, socket)` in a new greenlet
@@ -76,7 +71,7 @@ impl fmt::Debug for DatagramServer {
         f.debug_struct("DatagramServer")
             .field("addr", &self.inner.addr)
             .field("started", &self.started())
-            .field("closed", &self.inner.closed.get())
+            .field("closed", &self.closed())
             .finish()
     }
 }
@@ -101,12 +96,7 @@ impl DatagramServer {
                 addr,
                 socket: Rc::new(socket),
                 handler: Rc::new(handler),
-                group: RefCell::new(Group::new()),
-                pool: RefCell::new(None),
-                receiver: RefCell::new(None),
-                closed: Cell::new(false),
-                done: Event::new(),
-                failure: RefCell::new(None),
+                life: Lifecycle::new(),
             }),
         })
     }
@@ -114,8 +104,7 @@ impl DatagramServer {
     /// Runs handlers in `pool`: at most `pool.size()` at once, and no
     /// receiving while it is full. Set it before [`start`](Self::start).
     pub fn with_pool(self, pool: Pool) -> DatagramServer {
-        *self.inner.group.borrow_mut() = Group::clone(&pool);
-        *self.inner.pool.borrow_mut() = Some(pool);
+        self.inner.life.set_pool(pool);
         self
     }
 
@@ -131,12 +120,12 @@ impl DatagramServer {
 
     /// True while the receive loop runs.
     pub fn started(&self) -> bool {
-        self.inner.receiver.borrow().as_ref().is_some_and(|g| !g.dead())
+        self.inner.life.started()
     }
 
     /// True once closed or stopped.
     pub fn closed(&self) -> bool {
-        self.inner.closed.get()
+        self.inner.life.closed()
     }
 
     /// Starts receiving in a new greenlet and returns (gevent's `start`).
@@ -145,62 +134,42 @@ impl DatagramServer {
             return Ok(());
         }
         if self.closed() {
-            return Err(io::Error::new(io::ErrorKind::NotConnected, "the server is closed"));
+            return Err(Lifecycle::closed_error());
         }
         let inner = self.inner.clone();
-        let g = greenlet::Builder::new()
-            .name(format!("DatagramServer {}", self.inner.addr))
-            .spawn(move || receive_loop(&inner))?;
-        *self.inner.receiver.borrow_mut() = Some(g);
-        Ok(())
+        self.inner
+            .life
+            .spawn_loop(format!("DatagramServer {}", self.inner.addr), move || {
+                receive_loop(&inner)
+            })
     }
 
     /// Starts if needed and waits until the server stops (gevent's
     /// `serve_forever`).
     pub fn serve_forever(&self) -> io::Result<()> {
         self.start()?;
-        self.inner
-            .done
-            .wait()
-            .map_err(|_| io::Error::other("the server can never stop: nothing runs"))?;
-        match self.inner.failure.borrow_mut().take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.inner.life.wait_done()
     }
 
     /// Stops receiving and closes the socket; running handlers go on,
     /// but their sends fail (gevent's `close`).
     pub fn close(&self) {
-        if self.inner.closed.replace(true) {
+        if self.inner.life.mark_closed() {
             return;
         }
-        let receiver = self.inner.receiver.borrow().clone();
-        if let Some(g) = receiver {
-            if g.id() != greenlet::current().id() {
-                g.kill();
-            }
-        }
+        self.inner.life.kill_loop();
     }
 
     /// Stops gracefully (gevent's `stop(timeout)`): stops receiving,
     /// waits up to `timeout` for running handlers, kills the rest, then
     /// closes the socket.
     pub fn stop(&self, timeout: Duration) {
-        let receiver = self.inner.receiver.borrow().clone();
-        self.inner.closed.set(true);
-        if let Some(g) = receiver {
-            if g.id() != greenlet::current().id() {
-                g.kill();
-            }
-        }
-        let group = self.inner.group.borrow().clone();
-        group.discard(&greenlet::current());
-        if group.join(Some(timeout)).is_err() {
-            let _ = group.kill(None);
-        }
+        let life = &self.inner.life;
+        life.mark_closed();
+        life.kill_loop();
+        life.drain(timeout);
         self.inner.socket.close();
-        self.inner.done.set();
+        life.set_done();
     }
 }
 
@@ -210,12 +179,8 @@ fn receive_loop(inner: &Rc<Inner>) {
     let mut in_a_row = 0;
     let mut backoff: Option<Duration> = None;
     loop {
-        let pool = inner.pool.borrow().clone();
-        if let Some(pool) = pool {
-            if pool.full() && pool.wait_available(None).is_err() {
-                greenlet::sleep(Duration::from_millis(10));
-                continue;
-            }
+        if !inner.life.wait_for_slot() {
+            continue;
         }
         match inner.socket.recv_from(&mut buf) {
             Ok((n, peer)) => {
@@ -225,8 +190,7 @@ fn receive_loop(inner: &Rc<Inner>) {
                 }
                 let data = buf[..n].to_vec();
                 let (handler, socket) = (inner.handler.clone(), inner.socket.clone());
-                let group = inner.group.borrow().clone();
-                let _ = group.spawn(move || handler(&data, peer, &socket));
+                let _ = inner.life.group().spawn(move || handler(&data, peer, &socket));
                 in_a_row += 1;
                 if in_a_row >= MAX_IN_A_ROW {
                     in_a_row = 0;
@@ -247,14 +211,10 @@ fn receive_loop(inner: &Rc<Inner>) {
                 greenlet::sleep(pause);
             }
             Err(e) => {
-                if !inner.closed.get() {
-                    config::log(
-                        LogLevel::Error,
-                        format_args!("DatagramServer {}: receive failed, stopping: {e}", inner.addr),
-                    );
-                    *inner.failure.borrow_mut() = Some(e);
-                    inner.done.set();
-                }
+                inner.life.fail(
+                    e,
+                    format_args!("DatagramServer {}: receive failed, stopping", inner.addr),
+                );
                 return;
             }
         }

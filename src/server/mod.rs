@@ -11,6 +11,7 @@
 
 mod datagram;
 pub mod http;
+mod lifecycle;
 mod stream;
 mod tls;
 

@@ -13,13 +13,13 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use super::lifecycle::Lifecycle;
 use crate::config::{self, LogLevel};
-use crate::greenlet::{self, Greenlet};
+use crate::greenlet;
 use crate::hub::HubHandle;
 use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
-use crate::pool::{Group, Pool};
+use crate::pool::Pool;
 use crate::stack::GuardedStack;
-use crate::sync::Event;
 
 /// Accepts in a row before the accept loop lets other greenlets run.
 pub const DEFAULT_MAX_ACCEPT: usize = 100;
@@ -36,17 +36,10 @@ struct Inner {
     handler: Handler,
     /// The listener, until the server is closed.
     listener: RefCell<Option<Rc<TcpListener>>>,
-    /// Every running handler greenlet (the pool's group when bounded).
-    group: RefCell<Group>,
-    pool: RefCell<Option<Pool>>,
     nodelay: Cell<bool>,
     max_accept: Cell<usize>,
-    acceptor: RefCell<Option<Greenlet<()>>>,
-    closed: Cell<bool>,
-    /// Set once the server has stopped (or accepting failed for good).
-    done: Event,
-    /// Why accepting stopped, if it was not `stop`/`close`.
-    failure: RefCell<Option<io::Error>>,
+    /// The accept loop, the handlers, closing and stopping.
+    life: Lifecycle,
 }
 
 /// A TCP server that runs `handler(stream, peer)` in a new greenlet for
@@ -111,7 +104,7 @@ impl fmt::Debug for StreamServer {
         f.debug_struct("StreamServer")
             .field("addr", &self.inner.addr)
             .field("started", &self.started())
-            .field("closed", &self.inner.closed.get())
+            .field("closed", &self.closed())
             .field("connections", &self.connections())
             .finish()
     }
@@ -170,14 +163,9 @@ impl StreamServer {
                 addr,
                 handler: Rc::new(handler),
                 listener: RefCell::new(Some(Rc::new(listener))),
-                group: RefCell::new(Group::new()),
-                pool: RefCell::new(None),
                 nodelay: Cell::new(true),
                 max_accept: Cell::new(DEFAULT_MAX_ACCEPT),
-                acceptor: RefCell::new(None),
-                closed: Cell::new(false),
-                done: Event::new(),
-                failure: RefCell::new(None),
+                life: Lifecycle::new(),
             }),
         }
     }
@@ -186,8 +174,7 @@ impl StreamServer {
     /// `pool.size()` at once, and no accepting while it is full. Set it
     /// before [`start`](Self::start).
     pub fn with_pool(self, pool: Pool) -> StreamServer {
-        *self.inner.group.borrow_mut() = Group::clone(&pool);
-        *self.inner.pool.borrow_mut() = Some(pool);
+        self.inner.life.set_pool(pool);
         self
     }
 
@@ -212,22 +199,22 @@ impl StreamServer {
 
     /// True while the accept loop runs (gevent's `started`).
     pub fn started(&self) -> bool {
-        self.inner.acceptor.borrow().as_ref().is_some_and(|g| !g.dead())
+        self.inner.life.started()
     }
 
     /// True once the server was closed or stopped (gevent's `closed`).
     pub fn closed(&self) -> bool {
-        self.inner.closed.get()
+        self.inner.life.closed()
     }
 
     /// Handlers running now.
     pub fn connections(&self) -> usize {
-        self.inner.group.borrow().len()
+        self.inner.life.group().len()
     }
 
     /// The handler greenlets running now.
     pub fn greenlets(&self) -> Vec<crate::GreenletRef> {
-        self.inner.group.borrow().greenlets()
+        self.inner.life.group().greenlets()
     }
 
     /// Starts accepting in a new greenlet and returns at once (gevent's
@@ -239,14 +226,14 @@ impl StreamServer {
         }
         let listener = self.inner.listener.borrow().clone();
         let Some(listener) = listener.filter(|_| !self.closed()) else {
-            return Err(io::Error::new(io::ErrorKind::NotConnected, "the server is closed"));
+            return Err(Lifecycle::closed_error());
         };
         let inner = self.inner.clone();
-        let g = greenlet::Builder::new()
-            .name(format!("StreamServer {}", self.inner.addr))
-            .spawn(move || accept_loop(&inner, &listener))?;
-        *self.inner.acceptor.borrow_mut() = Some(g);
-        Ok(())
+        self.inner
+            .life
+            .spawn_loop(format!("StreamServer {}", self.inner.addr), move || {
+                accept_loop(&inner, &listener)
+            })
     }
 
     /// Starts if needed, then waits until the server stops (gevent's
@@ -255,29 +242,17 @@ impl StreamServer {
     /// reason other than lack of resources (returned as the error).
     pub fn serve_forever(&self) -> io::Result<()> {
         self.start()?;
-        self.inner
-            .done
-            .wait()
-            .map_err(|_| io::Error::other("the server can never stop: nothing runs"))?;
-        match self.inner.failure.borrow_mut().take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.inner.life.wait_done()
     }
 
     /// Stops accepting and closes the listener at once; running handlers
     /// go on (gevent's `close`).
     pub fn close(&self) {
-        self.inner.closed.set(true);
+        self.inner.life.mark_closed();
         if let Some(l) = self.inner.listener.borrow_mut().take() {
             l.close();
         }
-        let acceptor = self.inner.acceptor.borrow().clone();
-        if let Some(g) = acceptor {
-            if g.id() != greenlet::current().id() {
-                g.kill();
-            }
-        }
+        self.inner.life.kill_loop();
     }
 
     /// Stops the server gracefully (gevent's `stop(timeout)`): closes the
@@ -286,12 +261,8 @@ impl StreamServer {
     /// handler may call it: it is left out of the wait and goes on.
     pub fn stop(&self, timeout: Duration) {
         self.close();
-        let group = self.inner.group.borrow().clone();
-        group.discard(&greenlet::current());
-        if group.join(Some(timeout)).is_err() {
-            let _ = group.kill(None);
-        }
-        self.inner.done.set();
+        self.inner.life.drain(timeout);
+        self.inner.life.set_done();
     }
 
     /// Runs on `n` hubs at once, one per OS thread, each accepting on its
@@ -318,9 +289,8 @@ impl Inner {
             let _ = stream.set_nodelay(true);
         }
         let handler = self.handler.clone();
-        let group = self.group.borrow().clone();
         // The slot was free before accepting, and nothing switched since.
-        group.spawn(move || handler(stream, peer)).is_ok()
+        self.life.group().spawn(move || handler(stream, peer)).is_ok()
     }
 }
 
@@ -329,13 +299,8 @@ fn accept_loop(inner: &Rc<Inner>, listener: &TcpListener) {
     let mut backoff: Option<Duration> = None;
     let mut in_a_row = 0;
     loop {
-        let pool = inner.pool.borrow().clone();
-        if let Some(pool) = pool {
-            if pool.full() && pool.wait_available(None).is_err() {
-                // Nothing can ever free a slot; try again later.
-                greenlet::sleep(BACKOFF_MIN);
-                continue;
-            }
+        if !inner.life.wait_for_slot() {
+            continue;
         }
         let failure = match listener.accept() {
             Ok((stream, peer)) => {
@@ -358,14 +323,10 @@ fn accept_loop(inner: &Rc<Inner>, listener: &TcpListener) {
             Err(e) if is_resource_error(&e) => e,
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
-                if !inner.closed.get() {
-                    config::log(
-                        LogLevel::Error,
-                        format_args!("StreamServer {}: accept failed, no longer accepting: {e}", inner.addr),
-                    );
-                    *inner.failure.borrow_mut() = Some(e);
-                    inner.done.set();
-                }
+                inner.life.fail(
+                    e,
+                    format_args!("StreamServer {}: accept failed, no longer accepting", inner.addr),
+                );
                 return;
             }
         };
