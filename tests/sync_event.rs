@@ -1,22 +1,14 @@
 //! Event and AsyncResult: waking, ordering, timeouts, kill, LoopExit.
 
+mod util;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenrt::sync::{AsyncError, AsyncResult, Event};
 use greenrt::{hub, joinall, sleep, spawn, with_timeout, yield_now, Elapsed, Error, LoopExit};
-
-const MS: Duration = Duration::from_millis(1);
-
-/// Sets its flag when dropped: proves a greenlet's stack was unwound.
-struct SetOnDrop(Rc<Cell<bool>>);
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.set(true);
-    }
-}
+use util::{SetOnDrop, MS};
 
 // ===== Event =====
 

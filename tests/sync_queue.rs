@@ -1,24 +1,15 @@
 //! Queue, LifoQueue, PriorityQueue and Channel: order, blocking, hand-off,
 //! kill, timeouts, shutdown, task_done/join, LoopExit.
 
+mod util;
+
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenrt::sync::{Channel, GetError, LifoQueue, PriorityQueue, PutError, Queue, TaskDoneError};
 use greenrt::{hub, joinall, sleep, spawn, with_timeout, yield_now, Elapsed, Error, LoopExit};
-
-const MS: Duration = Duration::from_millis(1);
-
-/// Sets its flag when dropped: proves a greenlet's stack (or an item) was
-/// dropped.
-struct SetOnDrop(Rc<Cell<bool>>);
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.set(true);
-    }
-}
+use util::{SetOnDrop, MS};
 
 // ===== order =====
 

@@ -1,23 +1,15 @@
 //! Semaphore and BoundedSemaphore: limits, FIFO hand-off, kill, Timeout,
 //! LoopExit, guards, over-release.
 
+mod util;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenrt::sync::{BoundedSemaphore, OverRelease, Semaphore};
 use greenrt::{hub, joinall, sleep, spawn, with_timeout, yield_now, Elapsed, Error, LoopExit};
-
-const MS: Duration = Duration::from_millis(1);
-
-/// Sets its flag when dropped: proves a greenlet's stack was unwound.
-struct SetOnDrop(Rc<Cell<bool>>);
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.set(true);
-    }
-}
+use util::{SetOnDrop, MS};
 
 #[test]
 fn semaphore_limits_concurrency() {

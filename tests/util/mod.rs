@@ -1,7 +1,23 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::process::{Command, Output};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// One millisecond, the unit the tests' sleeps and timeouts count in.
+pub const MS: Duration = Duration::from_millis(1);
+
+/// Sets its flag when dropped: proves a greenlet's stack was unwound (or
+/// an item was dropped).
+pub struct SetOnDrop(pub Rc<Cell<bool>>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
 
 /// Re-runs this test binary with only `test_name`, with `GREENRT_CHILD=1`
 /// and the extra environment, so a test can observe a whole process (its
