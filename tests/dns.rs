@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use greenrt::dns::{self, Error as DnsError, NativeResolver, ResolverConfig, ThreadResolver};
 use simple_dns::rdata::{RData, A, AAAA, CNAME, PTR, SOA};
 use simple_dns::{Name, Packet, PacketFlag, Question, ResourceRecord, CLASS, QCLASS, QTYPE, RCODE, TYPE};
+use util::Rng;
 
 // ===== the test server =====
 
@@ -656,24 +657,6 @@ fn dns_query(id: u16, name: &str) -> Vec<u8> {
         false,
     ));
     p.build_bytes_vec().unwrap()
-}
-
-/// xorshift64*: deterministic pseudo-random bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
 }
 
 #[test]

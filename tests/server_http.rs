@@ -2,6 +2,8 @@
 //! pipelining, bodies both ways, 100-continue, HEAD, limits, timeouts,
 //! errors; and the request path fed 100k generated inputs.
 
+mod util;
+
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 use greenrt::net::TcpStream;
 use greenrt::server::http::{self, HttpConfig, Request, Response, Version};
 use greenrt::server::StreamServer;
+use util::{test_pki, Rng};
 
 /// No `Date`, so responses are byte-exact.
 fn cfg() -> HttpConfig {
@@ -609,21 +612,6 @@ fn date_and_server_headers() {
 
 // ===== generated input =====
 
-/// xorshift64*: deterministic pseudo-random numbers.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 const VALID: &[&[u8]] = &[
     b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET /a?b=c HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n",
@@ -745,31 +733,6 @@ fn fuzz_entry_answers_valid_requests() {
 }
 
 // ===== TLS =====
-
-/// A test CA and a `localhost` certificate it signed: the server's
-/// acceptor and a client config that trusts the CA.
-fn test_pki() -> (greenrt::tls::TlsAcceptor, std::sync::Arc<greenrt::tls::ClientConfig>) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "greenrt server test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
-    let acceptor =
-        greenrt::tls::TlsAcceptor::from_pem((leaf.pem() + &ca.pem()).as_bytes(), leaf_key.serialize_pem().as_bytes())
-            .unwrap();
-    let mut roots = greenrt::tls::RootCertStore::empty();
-    roots.add(ca.der().clone()).unwrap();
-    (acceptor, greenrt::tls::client_config_with_roots(roots))
-}
 
 #[test]
 fn https_keep_alive_and_clean_close() {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use greenrt::net::TcpStream;
 use greenrt::pool::Pool;
 use greenrt::server::StreamServer;
+use util::test_pki;
 
 /// Waits cooperatively (the hub keeps serving) until `flag` is set.
 fn wait_flag(flag: &AtomicBool, limit: Duration) {
@@ -451,31 +452,6 @@ fn emfile_at_accept_backs_off_and_recovers() {
 }
 
 // ===== TLS =====
-
-/// A test CA and a `localhost` certificate it signed: the server's
-/// acceptor and a client config that trusts the CA.
-fn test_pki() -> (greenrt::tls::TlsAcceptor, std::sync::Arc<greenrt::tls::ClientConfig>) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "greenrt server test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
-    let acceptor =
-        greenrt::tls::TlsAcceptor::from_pem((leaf.pem() + &ca.pem()).as_bytes(), leaf_key.serialize_pem().as_bytes())
-            .unwrap();
-    let mut roots = greenrt::tls::RootCertStore::empty();
-    roots.add(ca.der().clone()).unwrap();
-    (acceptor, greenrt::tls::client_config_with_roots(roots))
-}
 
 #[test]
 fn tls_stream_server_echo_and_bad_clients_dropped() {
