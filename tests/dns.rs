@@ -857,27 +857,25 @@ fn resolver_env_selection() {
         "resolvconf",
         "nameserver 127.0.0.1\nsearch envtest.example\noptions ndots:4\n",
     );
-    let out = util::run_child(
+    util::assert_child_prints(
         "resolver_env_selection",
         &[
             ("DNS_CHILD_MODE", "native"),
             ("GREENRT_RESOLVER", "native"),
             ("GREENRT_RESOLV_CONF", conf.to_str().unwrap()),
         ],
+        "CHILD-OK",
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("CHILD-OK"), "{out:?}");
 
-    let out = util::run_child(
+    util::assert_child_prints(
         "resolver_env_selection",
         &[
             ("DNS_CHILD_MODE", "missing"),
             ("GREENRT_RESOLVER", "native"),
             ("GREENRT_RESOLV_CONF", "/nonexistent/greenrt/resolv.conf"),
         ],
+        "CHILD-OK",
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("CHILD-OK"), "{out:?}");
 
     let out = util::run_child(
         "resolver_env_selection",

@@ -463,14 +463,7 @@ fn write_to_closed_peer_is_epipe_not_sigpipe() {
         println!("CHILD-SURVIVED");
         return;
     }
-    let out = util::run_child("write_to_closed_peer_is_epipe_not_sigpipe", &[]);
-    let so = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && so.contains("CHILD-SURVIVED"),
-        "status {:?}\n{so}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::assert_child_prints("write_to_closed_peer_is_epipe_not_sigpipe", &[], "CHILD-SURVIVED");
 }
 
 #[test]

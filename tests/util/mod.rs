@@ -32,6 +32,19 @@ pub fn run_child(test_name: &str, env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+/// Runs `test_name` as a child (see [`run_child`]) and fails unless it
+/// exits successfully having printed `marker` on stdout.
+pub fn assert_child_prints(test_name: &str, env: &[(&str, &str)], marker: &str) {
+    let out = run_child(test_name, env);
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && so.contains(marker),
+        "status {:?}\n{so}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// True inside a child started by `run_child`.
 pub fn is_child() -> bool {
     std::env::var_os("GREENRT_CHILD").is_some()
