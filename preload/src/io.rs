@@ -371,6 +371,30 @@ pub(crate) fn transfer(
     }
 }
 
+/// A socket read whose first result is the answer (`read`/`readv` on a
+/// socket, `accept`): [`transfer`] with `try_op` (non-blocking), and the
+/// real blocking call `blocking` where the poller refuses the fd or the
+/// socket call fails with `ENOTSOCK` ([`stale`]).
+pub(crate) fn socket_read_once(
+    fd: c_int,
+    st: &FdState,
+    mut try_op: impl FnMut() -> ssize_t,
+    blocking: impl Fn() -> ssize_t,
+) -> ssize_t {
+    let mut cur = Cursor::new(std::ptr::null(), 0);
+    let r = transfer(
+        fd,
+        st,
+        Dir::Read,
+        Some(Timeo::Rcv),
+        Until::First,
+        &mut cur,
+        |_| try_op(),
+        |_| blocking(),
+    );
+    stale(fd, r, blocking)
+}
+
 /// The level-triggered fallback for fds without `RWF_NOWAIT` (FIFOs,
 /// ttys, timerfd, ...): wait until ready, then make the real call.
 fn level_then(fd: c_int, dir: Dir, real_call: impl FnOnce() -> ssize_t) -> ssize_t {
@@ -457,15 +481,10 @@ fn nowait_rw(fd: c_int, st: &FdState, dir: Dir, iov: *const iovec, cnt: c_int) -
 /// The libc contract of `readv`.
 unsafe fn readv_coop(fd: c_int, st: FdState, iov: *const iovec, cnt: c_int) -> ssize_t {
     if st.kind == Kind::Socket {
-        let mut cur = Cursor::new(iov, 0);
-        let r = transfer(
+        return socket_read_once(
             fd,
             &st,
-            Dir::Read,
-            Some(Timeo::Rcv),
-            Until::First,
-            &mut cur,
-            |_| {
+            || {
                 // SAFETY: a msghdr of ours around the caller's iovecs.
                 let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
                 m.msg_iov = iov as *mut iovec;
@@ -474,10 +493,8 @@ unsafe fn readv_coop(fd: c_int, st: FdState, iov: *const iovec, cnt: c_int) -> s
                 unsafe { real::recvmsg(fd, &mut m, libc::MSG_DONTWAIT) }
             },
             // SAFETY: the caller's arguments.
-            |_| unsafe { real::readv(fd, iov, cnt) },
+            || unsafe { real::readv(fd, iov, cnt) },
         );
-        // SAFETY: the caller's arguments.
-        return stale(fd, r, || unsafe { real::readv(fd, iov, cnt) });
     }
     nowait_rw(fd, &st, Dir::Read, iov, cnt)
 }
@@ -529,21 +546,14 @@ pub unsafe fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
 
 /// `read` on a socket: `recv` with `MSG_DONTWAIT`.
 unsafe fn read_socket(fd: c_int, st: FdState, buf: *mut c_void, n: size_t) -> ssize_t {
-    let mut cur = Cursor::new(std::ptr::null(), 0);
-    let r = transfer(
+    socket_read_once(
         fd,
         &st,
-        Dir::Read,
-        Some(Timeo::Rcv),
-        Until::First,
-        &mut cur,
         // SAFETY: the caller's buffer; the kernel validates it.
-        |_| unsafe { real::recv(fd, buf, n, libc::MSG_DONTWAIT) },
+        || unsafe { real::recv(fd, buf, n, libc::MSG_DONTWAIT) },
         // SAFETY: as above.
-        |_| unsafe { real::read(fd, buf, n) },
-    );
-    // SAFETY: as above.
-    stale(fd, r, || unsafe { real::read(fd, buf, n) })
+        || unsafe { real::read(fd, buf, n) },
+    )
 }
 
 /// The `write` hook.

@@ -29,21 +29,31 @@ const RECV_NONBLOCKING: c_int = libc::MSG_DONTWAIT | libc::MSG_OOB | libc::MSG_E
 const SO_RCVTIMEO_NEW: c_int = 66;
 const SO_SNDTIMEO_NEW: c_int = 67;
 
-/// True if `fd` is a stream socket (where `MSG_WAITALL` loops).
-fn is_stream(fd: c_int) -> bool {
-    let mut ty: c_int = 0;
+/// The int socket option `name` (`SOL_SOCKET` level), or getsockopt's
+/// errno.
+fn sockopt_int(fd: c_int, name: c_int) -> Result<c_int, c_int> {
+    let mut val: c_int = 0;
     let mut len = std::mem::size_of::<c_int>() as socklen_t;
     // SAFETY: an int out-buffer of the length we pass.
     let r = unsafe {
         real::getsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            &mut ty as *mut c_int as *mut c_void,
+            name,
+            &mut val as *mut c_int as *mut c_void,
             &mut len,
         )
     };
-    r == 0 && ty == libc::SOCK_STREAM
+    if r != 0 {
+        Err(errno())
+    } else {
+        Ok(val)
+    }
+}
+
+/// True if `fd` is a stream socket (where `MSG_WAITALL` loops).
+fn is_stream(fd: c_int) -> bool {
+    sockopt_int(fd, libc::SO_TYPE) == Ok(libc::SOCK_STREAM)
 }
 
 /// The fd's state if `eligible` (the call's flags and arguments allow the
@@ -154,15 +164,10 @@ unsafe fn accept_any(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags:
         "accept",
         coop_socket(true, fd),
         |st| {
-            let mut cur = Cursor::new(std::ptr::null(), 0);
-            let r = transfer(
+            io::socket_read_once(
                 fd,
                 &st,
-                Dir::Read,
-                Some(Timeo::Rcv),
-                Until::First,
-                &mut cur,
-                |_| {
+                || {
                     // No per-call flag for accept: O_NONBLOCK for the
                     // call, hidden from F_GETFL, restored at once.
                     let Some(guard) = fdtable::temp_nonblock(fd) else {
@@ -172,9 +177,8 @@ unsafe fn accept_any(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags:
                     drop(guard);
                     r as ssize_t
                 },
-                |_| real_call() as ssize_t,
-            );
-            stale(fd, r, || real_call() as ssize_t) as c_int
+                || real_call() as ssize_t,
+            ) as c_int
         },
         real_call,
     );
@@ -205,23 +209,7 @@ pub unsafe fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags
 
 /// The socket's pending error (`SO_ERROR`), or the getsockopt failure.
 fn so_error(fd: c_int) -> c_int {
-    let mut err: c_int = 0;
-    let mut len = std::mem::size_of::<c_int>() as socklen_t;
-    // SAFETY: an int out-buffer of the length we pass.
-    let r = unsafe {
-        real::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            &mut err as *mut c_int as *mut c_void,
-            &mut len,
-        )
-    };
-    if r != 0 {
-        errno()
-    } else {
-        err
-    }
+    sockopt_int(fd, libc::SO_ERROR).unwrap_or_else(|e| e)
 }
 
 /// Polls `fd` for writability without blocking (`timeout` 0) or blocking
