@@ -106,10 +106,7 @@ impl<T, E> AsyncResult<T, E> {
     /// `wait()`). Kill and Timeout interrupt it; `Err(LoopExit)` if nothing
     /// could ever set it.
     pub fn wait(&self) -> Result<(), LoopExit> {
-        match self.wait_until(None) {
-            Some(_) => Ok(()),
-            None => Err(LoopExit),
-        }
+        self.wait_until(None).map(|_| ()).ok_or(LoopExit)
     }
 
     /// Waits at most `timeout`; returns whether a result is stored

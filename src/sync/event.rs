@@ -70,10 +70,7 @@ impl Event {
     /// it is set. Kill and Timeout interrupt it; `Err(LoopExit)` if nothing
     /// could ever set it (only the thread's main context can see that).
     pub fn wait(&self) -> Result<(), LoopExit> {
-        match self.wait_until(None) {
-            Some(_) => Ok(()),
-            None => Err(LoopExit),
-        }
+        self.wait_until(None).map(|_| ()).ok_or(LoopExit)
     }
 
     /// Waits at most `timeout` for the event; returns whether it is set

@@ -201,10 +201,7 @@ impl RLock {
     /// while another greenlet holds it. Kill and Timeout interrupt the
     /// wait; `Err(LoopExit)` if nothing could ever release it.
     pub fn acquire(&self) -> Result<(), LoopExit> {
-        match self.acquire_until(None) {
-            Some(_) => Ok(()),
-            None => Err(LoopExit),
-        }
+        self.acquire_until(None).map(|_| ()).ok_or(LoopExit)
     }
 
     /// Like [`acquire`](Self::acquire), waiting at most `timeout`; returns

@@ -559,10 +559,7 @@ impl<T, S: QueueStorage<T>> GenericQueue<T, S> {
     /// same). Kill and Timeout interrupt it; `Err(LoopExit)` if it could
     /// never finish.
     pub fn join(&self) -> Result<(), LoopExit> {
-        match self.join_until(None) {
-            Some(_) => Ok(()),
-            None => Err(LoopExit),
-        }
+        self.join_until(None).map(|_| ()).ok_or(LoopExit)
     }
 
     /// Like [`join`](Self::join), waiting at most `timeout`; returns

@@ -83,10 +83,7 @@ impl Semaphore {
     /// Timeout interrupt the wait; `Err(LoopExit)` if nothing could ever
     /// release one.
     pub fn acquire(&self) -> Result<(), LoopExit> {
-        match self.acquire_until(None) {
-            Some(_) => Ok(()),
-            None => Err(LoopExit),
-        }
+        self.acquire_until(None).map(|_| ()).ok_or(LoopExit)
     }
 
     /// Takes a permit, waiting at most `timeout`; returns whether it got
