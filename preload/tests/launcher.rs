@@ -30,6 +30,19 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The configuration variables `info` reports and `--help` documents.
+const CONFIG_VARS: [&str; 9] = [
+    "GREENRT_BACKEND",
+    "GREENRT_RESOLVER",
+    "GREENRT_STACK_SIZE",
+    "GREENRT_THREADPOOL_SIZE",
+    "GREENRT_LOG",
+    "GREENRT_HOOKS",
+    "GREENRT_MONITOR",
+    "GREENRT_MAX_BLOCKING",
+    "GREENRT_RUN_INFO_SIGNAL",
+];
+
 #[test]
 fn exit_status_is_the_programs() {
     let o = greenrt().args(["run", "--", "sh", "-c", "exit 7"]).output().unwrap();
@@ -231,17 +244,7 @@ fn info_reports_version_preload_backends_configuration() {
     );
     assert!(out.contains(&format!("preload: {}\n", preload_so().display())), "{out}");
     assert!(out.contains("backends: epoll, poll\n"), "{out}");
-    for var in [
-        "GREENRT_BACKEND",
-        "GREENRT_RESOLVER",
-        "GREENRT_STACK_SIZE",
-        "GREENRT_THREADPOOL_SIZE",
-        "GREENRT_LOG",
-        "GREENRT_HOOKS",
-        "GREENRT_MONITOR",
-        "GREENRT_MAX_BLOCKING",
-        "GREENRT_RUN_INFO_SIGNAL",
-    ] {
+    for var in CONFIG_VARS {
         assert!(out.contains(var), "{var} missing:\n{out}");
     }
     let backend = out.lines().find(|l| l.contains("GREENRT_BACKEND")).unwrap();
@@ -259,7 +262,7 @@ fn help_documents_every_option_and_variable() {
         let o = greenrt().args(args).output().unwrap();
         assert!(o.status.success(), "{args:?}");
         let out = stdout(&o);
-        for word in [
+        let commands_and_options = [
             "greenrt run",
             "greenrt info",
             "--backend",
@@ -267,18 +270,12 @@ fn help_documents_every_option_and_variable() {
             "--hooks",
             "--monitor",
             "--log",
-            "GREENRT_BACKEND",
-            "GREENRT_RESOLVER",
-            "GREENRT_STACK_SIZE",
-            "GREENRT_THREADPOOL_SIZE",
-            "GREENRT_LOG",
-            "GREENRT_HOOKS",
-            "GREENRT_MONITOR",
-            "GREENRT_MAX_BLOCKING",
-            "GREENRT_RUN_INFO_SIGNAL",
-            "GREENRT_PRELOAD_PATH",
-            "LD_PRELOAD",
-        ] {
+        ];
+        let words = commands_and_options
+            .into_iter()
+            .chain(CONFIG_VARS)
+            .chain(["GREENRT_PRELOAD_PATH", "LD_PRELOAD"]);
+        for word in words {
             assert!(out.contains(word), "{args:?}: help lacks {word}");
         }
     }
