@@ -371,6 +371,15 @@ pub(crate) fn transfer(
     }
 }
 
+/// A msghdr of ours over `iov[..cnt]` (no address, no ancillary data).
+pub(crate) fn iov_msghdr(iov: *const iovec, cnt: c_int) -> libc::msghdr {
+    // SAFETY: msghdr is plain old data; all-zero is a valid value.
+    let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+    m.msg_iov = iov as *mut iovec;
+    m.msg_iovlen = cnt as _;
+    m
+}
+
 /// A socket read whose first result is the answer (`read`/`readv` on a
 /// socket, `accept`): [`transfer`] with `try_op` (non-blocking), and the
 /// real blocking call `blocking` where the poller refuses the fd or the
@@ -485,11 +494,9 @@ unsafe fn readv_coop(fd: c_int, st: FdState, iov: *const iovec, cnt: c_int) -> s
             fd,
             &st,
             || {
-                // SAFETY: a msghdr of ours around the caller's iovecs.
-                let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
-                m.msg_iov = iov as *mut iovec;
-                m.msg_iovlen = cnt as _;
-                // SAFETY: the kernel validates the iovecs.
+                let mut m = iov_msghdr(iov, cnt);
+                // SAFETY: a msghdr of ours around the caller's iovecs,
+                // which the kernel validates.
                 unsafe { real::recvmsg(fd, &mut m, libc::MSG_DONTWAIT) }
             },
             // SAFETY: the caller's arguments.

@@ -425,19 +425,13 @@ unsafe fn recvmsg_coop(fd: c_int, st: FdState, msg: *mut msghdr, flags: c_int) -
                 return r;
             }
             let (p, n) = c.rest();
+            let mut m = io::iov_msghdr(p, n);
             // SAFETY: a msghdr of ours over the rest of the caller's iovecs.
-            let mut m: msghdr = unsafe { std::mem::zeroed() };
-            m.msg_iov = p as *mut iovec;
-            m.msg_iovlen = n as _;
-            // SAFETY: as above.
             unsafe { real::recvmsg(fd, &mut m, flags | libc::MSG_DONTWAIT) }
         },
         |c| {
             let (p, n) = c.rest();
-            // SAFETY: as above.
-            let mut m: msghdr = unsafe { std::mem::zeroed() };
-            m.msg_iov = p as *mut iovec;
-            m.msg_iovlen = n as _;
+            let mut m = io::iov_msghdr(p, n);
             // SAFETY: as above.
             unsafe { real::recvmsg(fd, &mut m, flags) }
         },
@@ -587,6 +581,17 @@ unsafe fn sendmsg_coop(fd: c_int, st: &FdState, msg: *const msghdr, flags: c_int
     // SAFETY: read only after the kernel accepted the msghdr (see `first`).
     let mut cur = Cursor::new(std::ptr::null(), 0);
     let first = std::cell::Cell::new(true);
+    // A msghdr of ours over the rest of the caller's data, to its address.
+    let rest = |c: &mut Cursor| {
+        // SAFETY: the caller's msghdr, valid once `first` is false (the
+        // kernel read it successfully).
+        let orig = unsafe { &*msg };
+        let (p, n) = c.rest();
+        let mut m = io::iov_msghdr(p, n);
+        m.msg_name = orig.msg_name;
+        m.msg_namelen = orig.msg_namelen;
+        m
+    };
     transfer(
         fd,
         st,
@@ -606,16 +611,8 @@ unsafe fn sendmsg_coop(fd: c_int, st: &FdState, msg: *const msghdr, flags: c_int
                 }
                 return r;
             }
-            // SAFETY: the caller's msghdr, valid (see above).
-            let orig = unsafe { &*msg };
-            let (p, n) = c.rest();
+            let m = rest(c);
             // SAFETY: a msghdr of ours over the rest of the caller's data.
-            let mut m: msghdr = unsafe { std::mem::zeroed() };
-            m.msg_name = orig.msg_name;
-            m.msg_namelen = orig.msg_namelen;
-            m.msg_iov = p as *mut iovec;
-            m.msg_iovlen = n as _;
-            // SAFETY: as above.
             unsafe { real::sendmsg(fd, &m, flags | libc::MSG_DONTWAIT) }
         },
         |c| {
@@ -623,15 +620,7 @@ unsafe fn sendmsg_coop(fd: c_int, st: &FdState, msg: *const msghdr, flags: c_int
                 // SAFETY: the caller's arguments.
                 return unsafe { real::sendmsg(fd, msg, flags) };
             }
-            // SAFETY: as above.
-            let orig = unsafe { &*msg };
-            let (p, n) = c.rest();
-            // SAFETY: as above.
-            let mut m: msghdr = unsafe { std::mem::zeroed() };
-            m.msg_name = orig.msg_name;
-            m.msg_namelen = orig.msg_namelen;
-            m.msg_iov = p as *mut iovec;
-            m.msg_iovlen = n as _;
+            let m = rest(c);
             // SAFETY: as above.
             unsafe { real::sendmsg(fd, &m, flags) }
         },
@@ -643,11 +632,9 @@ unsafe fn sendmsg_coop(fd: c_int, st: &FdState, msg: *const msghdr, flags: c_int
 /// # Safety
 /// The libc contract of `writev`.
 pub(crate) unsafe fn send_iov(fd: c_int, st: &FdState, iov: *const iovec, cnt: c_int, flags: c_int) -> ssize_t {
-    // SAFETY: a msghdr of ours around the caller's iovecs.
-    let mut m: msghdr = unsafe { std::mem::zeroed() };
-    m.msg_iov = iov as *mut iovec;
-    m.msg_iovlen = cnt as _;
-    // SAFETY: as above; the kernel validates the iovecs.
+    let m = io::iov_msghdr(iov, cnt);
+    // SAFETY: a msghdr of ours around the caller's iovecs, which the
+    // kernel validates.
     unsafe { sendmsg_coop(fd, st, &m, flags) }
 }
 
