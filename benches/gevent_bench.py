@@ -180,6 +180,61 @@ def sleepers(n):
     os._exit(0)
 
 
+def listening(server):
+    host, port = server.address[:2]
+    print(f"LISTEN {host}:{port}", flush=True)
+
+
+def serve_echo():
+    """The echo rows' server: gevent.server.StreamServer, recv + sendall
+    with a 16 KiB buffer, TCP_NODELAY (as every server in the row)."""
+    import socket
+    from gevent.server import StreamServer
+
+    def echo(sock, _addr):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        recv, sendall = sock.recv, sock.sendall
+        while True:
+            data = recv(16384)
+            if not data:
+                break
+            sendall(data)
+
+    server = StreamServer(("127.0.0.1", 0), echo, backlog=4096)
+    server.start()
+    listening(server)
+    server.serve_forever()
+
+
+def serve_http():
+    """The HTTP row's server: gevent.pywsgi.WSGIServer with a tiny WSGI
+    app, TCP_NODELAY set on every connection (pywsgi leaves Nagle on and
+    would pay ~40 ms per response otherwise) and the access log off."""
+    import socket
+    from gevent.pywsgi import WSGIHandler, WSGIServer
+
+    body = b"Hello, World!\n"
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/":
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+    class NoDelayHandler(WSGIHandler):
+        def handle(self):
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return super().handle()
+
+    server = WSGIServer(("127.0.0.1", 0), app, handler_class=NoDelayHandler, log=None,
+                        backlog=4096)
+    server.start()
+    listening(server)
+    server.serve_forever()
+
+
 JOBS = {
     "switch": switch,
     "spawn": spawn,
@@ -188,6 +243,8 @@ JOBS = {
     "timeout": timeout,
     "threadpool": threadpool,
     "subprocess": subprocess_,
+    "serve-echo": serve_echo,
+    "serve-http": serve_http,
 }
 
 

@@ -5,9 +5,13 @@
 # benches/driver.py, which prints one table on stdout and writes
 # target/bench/results.jsonl. Progress and build output go to stderr.
 #
+# It also builds benches/c/epoll_echo.c (cc -O2) and installs wrk (apt-get,
+# when root and missing) for the network rows.
+#
 # Environment: BENCH_RUNS (timed runs per figure, default 7), BENCH_ONLY
-# (comma-separated row names), PYTHON (interpreter for the venv and the
-# driver, default python3).
+# (comma-separated row names), BENCH_NET_RUNS / BENCH_NET_SECS (network
+# rows: runs per figure, default 5, and seconds each, default 3), PYTHON
+# (interpreter for the venv and the driver, default python3).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,10 +74,33 @@ fi
 if gv=$("$VENV/bin/python" -c 'import gevent, sys; print(gevent.__version__, "on Python", sys.version.split()[0])' 2>/dev/null); then
     notes+=("gevent $gv")
 fi
+# --- the C epoll echo server: the echo rows' limit ---------------------------
+cecho=$OUT/epoll_echo
+if ! command -v cc >/dev/null; then
+    skip+=("c_epoll:no C compiler (cc)")
+elif ! cc -O2 -Wall -o "$cecho" benches/c/epoll_echo.c 2>"$OUT/epoll_echo.log"; then
+    cat "$OUT/epoll_echo.log" >&2
+    skip+=("c_epoll:cc -O2 benches/c/epoll_echo.c failed (see $OUT/epoll_echo.log)")
+fi
+
+# --- wrk for the HTTP rows (Debian package) -----------------------------------
+if ! command -v wrk >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "bench: installing wrk with apt-get..." >&2
+        { apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }; } \
+            >"$OUT/apt.log" 2>&1
+    fi
+    command -v wrk >/dev/null || notes+=("wrk is missing and could not be installed (not root, or apt-get failed: $OUT/apt.log): the HTTP rows are unavailable")
+fi
+if command -v wrk >/dev/null; then
+    notes+=("$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2) (-t1) for the HTTP rows; greenrt-bench loadgen (one thread, epoll) for the echo rows")
+fi
+command -v taskset >/dev/null || notes+=("no taskset (util-linux): network rows run unpinned")
+
 lockver() { awk -v n="$1" '$0=="name = \""n"\"" {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock; }
-notes+=("tokio $(lockver tokio) (current_thread), may $(lockver may) (1 worker), corosensei $(lockver corosensei); $(nproc) cores")
+notes+=("tokio $(lockver tokio) (current_thread), may $(lockver may) (1 worker), corosensei $(lockver corosensei), hyper $(lockver hyper) + hyper-util $(lockver hyper-util); $(nproc) cores")
 
 setup_notes=$(printf '%s\n' "${notes[@]}")
 skips=$(printf '%s\n' "${skip[@]}")
-BENCH_BIN="$bin" BENCH_PYTHON="$VENV/bin/python" BENCH_SKIP="$skips" \
+BENCH_BIN="$bin" BENCH_C_ECHO="$cecho" BENCH_PYTHON="$VENV/bin/python" BENCH_SKIP="$skips" \
     BENCH_SETUP_NOTES="$setup_notes" exec "$PY" benches/driver.py

@@ -143,3 +143,21 @@ pub fn exit_now() -> ! {
     let _ = std::io::stdout().flush();
     std::process::exit(0)
 }
+
+/// What a `serve-*` job prints once it listens: the driver reads this
+/// line, then load-tests `addr`.
+pub fn listening(addr: std::net::SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "LISTEN {addr}");
+    let _ = out.flush();
+}
+
+/// The `serve-*` jobs' optional third argument: worker threads (default 1).
+pub fn workers_arg() -> usize {
+    crate::count_arg(1).max(1)
+}
+
+/// Message size of the echo rows (issue 3: 512 B ping-pong).
+pub const ECHO_MSG: usize = 512;
+/// Read buffer of every echo server.
+pub const ECHO_BUF: usize = 16 * 1024;

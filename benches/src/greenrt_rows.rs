@@ -20,6 +20,8 @@ pub fn run(job: &str) {
         "threadpool" => threadpool(),
         "sleepers" => sleepers(),
         "subprocess" => subprocess(),
+        "serve-echo" => serve_echo(common::workers_arg()),
+        "serve-http" => serve_http(common::workers_arg()),
         _ => unreachable!(),
     }
 }
@@ -276,4 +278,54 @@ fn subprocess() {
          8 greenlets at a time: {par:.0}/s"
     );
     emit("subprocess", SYS, v, &runs, &note);
+}
+
+/// The echo rows' server: `StreamServer` (TCP_NODELAY is its default) with
+/// a read/write_all loop per connection, on this thread's hub, or on
+/// `workers` hubs and threads (`StreamServer::workers`, SO_REUSEPORT).
+fn serve_echo(workers: usize) {
+    fn echo(mut conn: greenrt::net::TcpStream, _peer: std::net::SocketAddr) {
+        use std::io::{Read, Write};
+        let mut buf = vec![0u8; common::ECHO_BUF];
+        while let Ok(n @ 1..) = conn.read(&mut buf) {
+            if conn.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    }
+    if workers > 1 {
+        let w = greenrt::server::StreamServer::workers(workers)
+            .bind("127.0.0.1:0", || echo)
+            .expect("bind");
+        common::listening(w.local_addr());
+        w.join().expect("workers");
+    } else {
+        let server = greenrt::server::StreamServer::bind("127.0.0.1:0", echo).expect("bind");
+        common::listening(server.local_addr());
+        server.serve_forever().expect("serve_forever");
+    }
+}
+
+/// The HTTP row's server: `server::http` with the default `HttpConfig`
+/// (keep-alive, Date header, header and idle timeouts), answering
+/// "Hello, World!\n" as text/plain, like examples/http_hello.rs.
+fn serve_http(workers: usize) {
+    use greenrt::server::http::{self, HttpConfig, Request, Response};
+    fn hello(req: &mut Request<'_>) -> Response {
+        match req.path() {
+            "/" => Response::text("Hello, World!\n"),
+            _ => Response::new(404).body("not found\n"),
+        }
+    }
+    if workers > 1 {
+        let w = greenrt::server::StreamServer::workers(workers)
+            .bind("127.0.0.1:0", || http::handler(HttpConfig::new(), hello))
+            .expect("bind");
+        common::listening(w.local_addr());
+        w.join().expect("workers");
+    } else {
+        let server = http::bind("127.0.0.1:0", hello).expect("bind");
+        common::listening(server.local_addr());
+        server.serve_forever().expect("serve_forever");
+    }
 }

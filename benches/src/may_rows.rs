@@ -9,6 +9,9 @@ use crate::common::{self, bench, emit, ns_per, unavailable};
 const SYS: &str = "may";
 
 pub fn run(job: &str) {
+    if job == "serve-echo" {
+        return serve_echo(common::workers_arg());
+    }
     may::config().set_workers(1).set_worker_pin(false);
     match job {
         "switch" => switch(),
@@ -18,6 +21,7 @@ pub fn run(job: &str) {
         "timeout" => unavailable("timeout", SYS, "no Timeout primitive"),
         "threadpool" => unavailable("threadpool_apply", SYS, "no blocking thread pool"),
         "sleepers" => sleepers(),
+        "serve-http" => unavailable(job, SYS, "no HTTP server in the comparison"),
         _ => unreachable!(),
     }
 }
@@ -153,5 +157,28 @@ fn sleepers() {
         let note = format!("N={n}, VmRSS {rss0} -> {rss1} KiB{limit}");
         emit("sleepers_rss", SYS, kib, &[kib], &note);
         common::exit_now();
+    })
+}
+
+/// The echo rows' server: a coroutine per connection on `workers` worker
+/// threads, read + write_all with a 16 KiB buffer, TCP_NODELAY.
+fn serve_echo(workers: usize) {
+    use std::io::{Read, Write};
+    may::config().set_workers(workers).set_worker_pin(false);
+    let l = may::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    common::listening(l.local_addr().unwrap());
+    in_co(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_nodelay(true);
+            may::go!(move || {
+                let mut buf = vec![0u8; common::ECHO_BUF];
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    if s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
     })
 }

@@ -1,4 +1,5 @@
-//! tokio's side: a current-thread runtime (time enabled) for every row.
+//! tokio's side: a current-thread runtime (time enabled) for every row;
+//! the echo server also runs on a multi-thread runtime (`serve-echo N`).
 
 use std::future::Future;
 use std::hint::black_box;
@@ -21,6 +22,12 @@ fn rt() -> Runtime {
 }
 
 pub fn run(job: &str) {
+    if job == "serve-echo" {
+        return serve_echo(common::workers_arg());
+    }
+    if job == "serve-http" {
+        return common::unavailable(job, SYS, "the HTTP rows run hyper on tokio (system `hyper`)");
+    }
     let rt = rt();
     match job {
         "switch" => switch(&rt),
@@ -209,4 +216,41 @@ fn sleepers(rt: Runtime) {
         emit("sleepers_rss", SYS, kib, &[kib], &note);
     });
     common::exit_now();
+}
+
+/// A runtime for a server: current-thread for one worker, else
+/// multi-thread with `workers` worker threads.
+pub fn server_rt(workers: usize) -> Runtime {
+    let mut b = if workers > 1 {
+        let mut b = Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    } else {
+        Builder::new_current_thread()
+    };
+    b.enable_io().enable_time().build().expect("tokio runtime")
+}
+
+/// The echo rows' server: a task per connection, read + write_all with a
+/// 16 KiB buffer, TCP_NODELAY.
+fn serve_echo(workers: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    server_rt(workers).block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        common::listening(l.local_addr().unwrap());
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            let _ = s.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; common::ECHO_BUF];
+                while let Ok(n @ 1..) = s.read(&mut buf).await {
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    })
 }
