@@ -49,6 +49,9 @@ RESULTS = os.path.join(OUT_DIR, "results.jsonl")
 BIN = os.environ.get("BENCH_BIN") or os.path.join(TARGET, "release", "greenrt-bench")
 PYTHON = os.environ.get("BENCH_PYTHON") or os.path.join(OUT_DIR, "venv", "bin", "python")
 C_ECHO = os.environ.get("BENCH_C_ECHO") or os.path.join(OUT_DIR, "epoll_echo")
+C_CAPI = os.environ.get("BENCH_C_CAPI") or os.path.join(OUT_DIR, "capi_echo")
+PRELOAD = os.environ.get("BENCH_PRELOAD") or os.path.join(TARGET, "release",
+                                                          "libgreenrt_preload.so")
 JOB_TIMEOUT = 240  # seconds for one (job, system) process
 NET_RUNS = max(1, int(os.environ.get("BENCH_NET_RUNS", "5")))
 NET_SECS = max(1, int(float(os.environ.get("BENCH_NET_SECS", "3"))))
@@ -91,6 +94,18 @@ SYSTEMS = {
         lambda job: [C_ECHO],
         lambda: None if os.access(C_ECHO, os.X_OK) else f"not built ({C_ECHO}; see run.sh)",
     ),
+    # Issue 5's preload rows (benches/preload_rows.py): the same program
+    # under the preload (shown in the greenrt column) and without it.
+    "preload": System("preload", lambda job: [sys.executable, os.path.join(HERE, "preload_rows.py"),
+                                              job, "preload"]),
+    "plain": System("plain", lambda job: [sys.executable, os.path.join(HERE, "preload_rows.py"),
+                                          job, "plain"]),
+    # benches/c/capi_echo.c (C API + blocking calls), built by run.sh, under the preload.
+    "c_capi": System(
+        "c_capi",
+        lambda job: ["env", f"LD_PRELOAD={PRELOAD}", C_CAPI],
+        lambda: None if os.access(C_CAPI, os.X_OK) else f"not built ({C_CAPI}; see run.sh)",
+    ),
     "gevent": System(
         "gevent",
         lambda job: [PYTHON, os.path.join(HERE, "gevent_bench.py"), *job.split()],
@@ -98,7 +113,7 @@ SYSTEMS = {
     ),
 }
 # Table columns, in order (greenrt first; the others are peers).
-COLUMNS = ["greenrt", "raw", "c_epoll", "std", "tokio", "hyper", "may", "gevent"]
+COLUMNS = ["greenrt", "plain", "raw", "c_epoll", "std", "tokio", "hyper", "may", "gevent"]
 
 
 # ===== goals =====
@@ -147,6 +162,15 @@ def at_most(limit, unit):
 NO_GOAL = Goal("no fixed goal")
 
 
+def added_at_most(peer, limit, unit):
+    """greenrt's figure at most `limit` above `peer`'s."""
+    def check(v):
+        if v.get("greenrt") is None or v.get(peer) is None:
+            return None
+        return v["greenrt"] - v[peer] <= limit
+    return Goal(f"greenrt - {peer} <= {limit:g} {unit}", check)
+
+
 # ===== rows =====
 
 PIN_CPU0 = ("taskset", "-c", "0") if shutil.which("taskset") else ()
@@ -176,6 +200,7 @@ class Row:
     prefix: tuple = ()  # argv prefix, e.g. PIN_CPU0
     net: Optional[Net] = None  # a network row (see run_net)
     note: Optional[str] = None  # printed under the table
+    impl: dict = field(default_factory=dict)  # column -> the SYSTEMS entry that runs it
 
 
 # The 1M row: every system starts the same count (BENCH_SLEEPERS overrides
@@ -204,13 +229,14 @@ W2_NOTE = ("2 server threads: greenrt StreamServer::workers(2) (SO_REUSEPORT), t
            "generator shares the CPUs with them (unpinned when there are only 2)")
 
 
-def net_rows(name, title, net, systems, goal, note=None):
+def net_rows(name, title, net, systems, goal, note=None, impl=None):
     per = "round trip" if net.kind == "echo" else "request"
     job = f"serve-{net.kind} {net.workers}"
+    impl = impl or {}
     return [
         Row(name, title, "round trips/s" if net.kind == "echo" else "req/s", job, systems, goal,
-            lower_is_better=False, show_notes=True, net=net, note=note),
-        Row(f"{name}_cpu", f"  server CPU per {per}", "µs", job, systems, net=net),
+            lower_is_better=False, show_notes=True, net=net, note=note, impl=impl),
+        Row(f"{name}_cpu", f"  server CPU per {per}", "µs", job, systems, net=net, impl=impl),
     ]
 
 
@@ -226,6 +252,30 @@ NET_ROWS = [
               ["greenrt", "tokio", "may"], at_least_times("tokio", 1.2)),
     *net_rows("http_hello_w2", "HTTP hello, wrk 100 conns, 2 workers", Net("http", 100, 2),
               ["greenrt", "hyper"], at_least_times("hyper", 1.2)),
+]
+
+# Issue 5: the preload's cost, each program with and without it.
+PRELOAD_IMPL = {"greenrt": "preload"}
+CAPI_NOTE = ("greenrt column = benches/c/capi_echo.c: accept loop in the main greenlet, "
+             "greenrt_spawn per connection running plain blocking read/write, under the preload")
+PRELOAD_ROWS = [
+    Row("hook_rw_auto", "hooked read/write, ready fd, HOOKS=auto", "ns/call", "rw",
+        ["greenrt", "plain"], added_at_most("plain", 20, "ns"), show_notes=True,
+        impl=PRELOAD_IMPL, prefix=PIN_CPU0),
+    Row("hook_rw_always", "hooked read/write, ready fd, HOOKS=always", "ns/call", "rw",
+        ["greenrt", "plain"], added_at_most("plain", 20, "ns"), show_notes=True,
+        impl=PRELOAD_IMPL, prefix=PIN_CPU0),
+    Row("redis_set", "redis-benchmark SET, -c 50 -P 1", "req/s", "redis", ["greenrt", "plain"],
+        at_least_times("plain", 0.97), lower_is_better=False, show_notes=True,
+        impl=PRELOAD_IMPL),
+    Row("redis_get", "redis-benchmark GET, -c 50 -P 1", "req/s", "redis", ["greenrt", "plain"],
+        at_least_times("plain", 0.97), lower_is_better=False, show_notes=True,
+        impl=PRELOAD_IMPL),
+    *net_rows("capi_echo_1000", "C API blocking echo, 1000 conns", Net("echo", 1000),
+              ["greenrt", "c_epoll"], at_least_times("c_epoll", 0.9), CAPI_NOTE,
+              {"greenrt": "c_capi"}),
+    *net_rows("capi_echo_50", "C API blocking echo, 50 conns", Net("echo", 50),
+              ["greenrt", "c_epoll"], at_least_times("c_epoll", 0.9), impl={"greenrt": "c_capi"}),
 ]
 
 ROWS = [
@@ -265,6 +315,7 @@ ROWS = [
         ["greenrt", "tokio", "may", "gevent"], at_most(8, "KiB"), show_notes=True,
         jobs=SLEEPERS, repeat=SLEEPERS_REPEAT),
     *NET_ROWS,
+    *PRELOAD_ROWS,
 ]
 
 
@@ -549,7 +600,7 @@ def run_net(row, skip):
     net, name = row.net, row.name.removesuffix("_cpu")
     results, live = {}, []
     for system in row.systems:
-        why = skip.get(system) or SYSTEMS[system].why_missing()
+        why = skip.get(system) or SYSTEMS[row.impl.get(system, system)].why_missing()
         if not why and net.kind == "http" and not shutil.which("wrk"):
             why = "wrk not installed (run.sh installs the Debian package when root)"
         if why:
@@ -568,7 +619,7 @@ def run_net(row, skip):
             # Retry a disturbed run (twice at most, NET_RUNS times in all
             # per system) and keep the last attempt; the note says so.
             for attempt in range(3):
-                r = net_once(system, net, srv_pin, lg_pin)
+                r = net_once(row.impl.get(system, system), net, srv_pin, lg_pin)
                 if ("unavailable" in r or attempt == 2 or retried[system] >= NET_RUNS
                         or not disturbed(r, bool(srv_pin))):
                     break
@@ -648,14 +699,15 @@ def main():
         values, notes, ratios, runs = {}, {}, {}, {}
         for system in row.systems:
             job = row.jobs.get(system, row.job)
-            key = (system, job, row.prefix, row.net)
+            key = (system, job, row.prefix, row.net, row.impl.get(system))
             if key not in cache:
                 if row.net:
                     for sys_, out in run_net(row, skip).items():
-                        cache[(sys_, row.jobs.get(sys_, row.job), row.prefix, row.net)] = out
+                        cache[(sys_, row.jobs.get(sys_, row.job), row.prefix, row.net,
+                               row.impl.get(sys_))] = out
                 else:
-                    cache[key] = run_job(system, job, skip, row.repeat.get(system, 1),
-                                         row.prefix)
+                    cache[key] = run_job(row.impl.get(system, system), job, skip,
+                                         row.repeat.get(system, 1), row.prefix)
             out = cache[key]
             rec = (out.get(row.source or row.name) or out.get("*")
                    or next((r for r in out.values() if r.get("unavailable")), None)
@@ -729,6 +781,7 @@ def print_table(results):
     print("(Nx) after a peer's figure = greenrt's advantage: peer/greenrt for lower-is-"
           "better units, so >1 means greenrt is better, <1 means the peer is.")
     print("raw = bare corosensei resume+suspend pair (the switch limit); std = plain std, no runtime.")
+    print("plain = the same program without the preload (issue-5 rows; greenrt = under it).")
     print("c_epoll = hand-written single-threaded C epoll echo server (the echo rows' limit); "
           "hyper = hyper 1 on tokio.")
     print()

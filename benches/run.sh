@@ -6,7 +6,9 @@
 # target/bench/results.jsonl. Progress and build output go to stderr.
 #
 # It also builds benches/c/epoll_echo.c (cc -O2) and installs wrk (apt-get,
-# when root and missing) for the network rows.
+# when root and missing) for the network rows, and for issue 5's preload
+# rows the release preload, benches/c/capi_echo.c, cdylib-tests/bench_rw.c
+# and redis-server + redis-tools (apt-get, when root and missing).
 #
 # Environment: BENCH_RUNS (timed runs per figure, default 7), BENCH_ONLY
 # (comma-separated row names), BENCH_NET_RUNS / BENCH_NET_SECS (network
@@ -83,6 +85,33 @@ elif ! cc -O2 -Wall -o "$cecho" benches/c/epoll_echo.c 2>"$OUT/epoll_echo.log"; 
     skip+=("c_epoll:cc -O2 benches/c/epoll_echo.c failed (see $OUT/epoll_echo.log)")
 fi
 
+# --- issue 5's preload rows: the release preload, the C API echo, bench_rw,
+# redis (Debian: redis-server, redis-tools) -----------------------------------
+preload=${CARGO_TARGET_DIR:-target}/release/libgreenrt_preload.so
+capi=$OUT/capi_echo
+rwbin=$OUT/bench_rw
+echo "bench: building greenrt-preload (release)..." >&2
+if ! cargo build --release -p greenrt-preload >"$OUT/preload-build.log" 2>&1; then
+    cat "$OUT/preload-build.log" >&2
+    skip+=("preload:cargo build --release -p greenrt-preload failed (see $OUT/preload-build.log)")
+    skip+=("c_capi:the preload does not build")
+elif command -v cc >/dev/null; then
+    libdir=$(cd "$(dirname "$preload")" && pwd)
+    cc -O2 -Wall -Iinclude -o "$capi" benches/c/capi_echo.c -L"$libdir" -lgreenrt_preload \
+        -Wl,-rpath,"$libdir" 2>"$OUT/capi_echo.log" \
+        || { cat "$OUT/capi_echo.log" >&2; skip+=("c_capi:cc benches/c/capi_echo.c failed (see $OUT/capi_echo.log)"); }
+fi
+command -v cc >/dev/null && ! cc -O2 -o "$rwbin" cdylib-tests/bench_rw.c 2>"$OUT/bench_rw.log" \
+    && cat "$OUT/bench_rw.log" >&2
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "bench: installing redis-server, redis-tools with apt-get..." >&2
+        { apt-get install -y -q redis-server redis-tools \
+            || { apt-get update -q && apt-get install -y -q redis-server redis-tools; }; } \
+            >>"$OUT/apt.log" 2>&1
+    fi
+fi
+
 # --- wrk for the HTTP rows (Debian package) -----------------------------------
 if ! command -v wrk >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -102,5 +131,6 @@ notes+=("tokio $(lockver tokio) (current_thread), may $(lockver may) (1 worker),
 
 setup_notes=$(printf '%s\n' "${notes[@]}")
 skips=$(printf '%s\n' "${skip[@]}")
-BENCH_BIN="$bin" BENCH_C_ECHO="$cecho" BENCH_PYTHON="$VENV/bin/python" BENCH_SKIP="$skips" \
+BENCH_BIN="$bin" BENCH_C_ECHO="$cecho" BENCH_C_CAPI="$capi" BENCH_RW="$rwbin" \
+    BENCH_PRELOAD="$preload" BENCH_PYTHON="$VENV/bin/python" BENCH_SKIP="$skips" \
     BENCH_SETUP_NOTES="$setup_notes" exec "$PY" benches/driver.py
