@@ -13,30 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t hits;
-
-static void on_alarm(int sig) {
-    (void)sig;
-    hits++;
-}
-
-static void handler(int flags) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    sa.sa_flags = flags;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, NULL);
-}
-
-static void alarm_in(int ms) {
-    struct itimerval it = { { 0, 0 }, { ms / 1000, (ms % 1000) * 1000 } };
-    setitimer(ITIMER_REAL, &it, NULL);
-}
-
-static const char *ename(int e) {
-    return e ? strerrorname_np(e) : "0";
-}
+#include "sigalrm.h"
 
 /* A child that exits with `code` after ms milliseconds. */
 static pid_t child(int ms, int code) {
