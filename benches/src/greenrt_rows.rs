@@ -28,22 +28,29 @@ pub fn run(job: &str) {
 
 /// Two greenlets loop on `yield_now`: every call is one switch through the
 /// hub (suspend one greenlet, resume the other).
-fn switch() {
-    const N: usize = 200_000;
-    let (v, runs) = bench(|| {
-        let t = Instant::now();
-        let gs: Vec<_> = (0..2)
-            .map(|_| {
-                greenrt::spawn(|| {
-                    for _ in 0..N {
-                        greenrt::yield_now();
-                    }
-                })
+/// Switches per timed ping-pong run.
+const SWITCH_N: usize = 200_000;
+
+/// One timed ping-pong run: two greenlets each yield `SWITCH_N` times;
+/// returns ns per switch.
+fn switch_once() -> f64 {
+    let t = Instant::now();
+    let gs: Vec<_> = (0..2)
+        .map(|_| {
+            greenrt::spawn(|| {
+                for _ in 0..SWITCH_N {
+                    greenrt::yield_now();
+                }
             })
-            .collect();
-        greenrt::joinall(&gs, None).unwrap();
-        ns_per(t, 2 * N)
-    });
+        })
+        .collect();
+    greenrt::joinall(&gs, None).unwrap();
+    ns_per(t, 2 * SWITCH_N)
+}
+
+fn switch() {
+    const N: usize = SWITCH_N;
+    let (v, runs) = bench(switch_once);
     let note = format!("2 greenlets x {N} yield_now");
     emit("switch", SYS, v, &runs, &note);
 }
@@ -53,21 +60,8 @@ fn switch() {
 /// in one process so that drift hits both alike. Rows: `switch_monitor`
 /// (ns/switch, monitor on) and `switch_monitor_cost` (% over monitor off).
 fn switch_monitor() {
-    const N: usize = 200_000;
-    let once = || {
-        let t = Instant::now();
-        let gs: Vec<_> = (0..2)
-            .map(|_| {
-                greenrt::spawn(|| {
-                    for _ in 0..N {
-                        greenrt::yield_now();
-                    }
-                })
-            })
-            .collect();
-        greenrt::joinall(&gs, None).unwrap();
-        ns_per(t, 2 * N)
-    };
+    const N: usize = SWITCH_N;
+    let once = switch_once;
     let max_blocking = Duration::from_millis(100);
     once(); // warm-up
     let (mut off, mut on) = (Vec::new(), Vec::new());
