@@ -2,7 +2,10 @@
 CARGO ?= cargo
 PREFIX ?= /usr/local
 
-.PHONY: all build preload demo test test-epoll test-poll lint bench install clean
+.PHONY: all build preload dist deps demo test test-epoll test-poll lint bench install uninstall deb clean
+
+# The shipped build (Cargo.toml's dist profile: LTO, no debug info).
+DIST_DIR = $(CURDIR)/target/dist
 
 all: build
 
@@ -21,23 +24,42 @@ demo:
 preload:
 	$(CARGO) build -p greenrt-preload
 
-## bin/greenrt, lib/libgreenrt_preload.so, include/greenrt.h under PREFIX
+## What the tests need beyond the Rust toolchain (a C compiler, curl,
+## redis, python3, pkg-config, dpkg-deb, ...): installed with apt-get
+## when possible, else one message naming each missing package.
+deps:
+	bash scripts/deps.sh
+
+## The launcher and library as shipped (target/dist/).
+dist:
+	$(CARGO) build --profile dist -p greenrt-preload
+
+## bin/greenrt, lib/libgreenrt_preload.so, include/greenrt.h,
+## lib/pkgconfig/greenrt.pc and share/man/man1/greenrt.1 under PREFIX
 ## (DESTDIR for staging); the launcher finds the library in ../lib.
-install:
-	$(CARGO) build --release -p greenrt-preload
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
-	install -m 755 target/release/greenrt $(DESTDIR)$(PREFIX)/bin/greenrt
-	install -m 755 target/release/libgreenrt_preload.so $(DESTDIR)$(PREFIX)/lib/libgreenrt_preload.so
-	install -m 644 include/greenrt.h $(DESTDIR)$(PREFIX)/include/greenrt.h
+install: dist
+	bash scripts/install.sh install $(DIST_DIR) $(PREFIX) $(DESTDIR)
 
-## The whole harness: lint, then every test under both poller backends.
-test: lint test-epoll test-poll
+## Removes exactly what `make install` put under the same PREFIX.
+uninstall:
+	bash scripts/install.sh uninstall $(DIST_DIR) $(PREFIX) $(DESTDIR)
 
-test-epoll: preload
-	GREENRT_BACKEND=epoll $(CARGO) test --workspace --exclude greenrt-benches
+## target/deb/greenrt_VERSION_ARCH.deb (dpkg-deb).
+deb: dist
+	bash scripts/deb.sh $(DIST_DIR) target/deb
 
-test-poll: preload
-	GREENRT_BACKEND=poll $(CARGO) test --workspace --exclude greenrt-benches
+## The whole harness: set-up, lint, then every test under both poller
+## backends. The install, package and README tests use the dist build.
+test: deps
+	$(MAKE) lint
+	$(MAKE) test-epoll
+	$(MAKE) test-poll
+
+test-epoll: preload dist
+	GREENRT_DIST_DIR=$(DIST_DIR) GREENRT_BACKEND=epoll $(CARGO) test --workspace --exclude greenrt-benches
+
+test-poll: preload dist
+	GREENRT_DIST_DIR=$(DIST_DIR) GREENRT_BACKEND=poll $(CARGO) test --workspace --exclude greenrt-benches
 
 lint:
 	$(CARGO) fmt --all -- --check

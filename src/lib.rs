@@ -22,6 +22,11 @@
 
 #![warn(missing_docs)]
 
+// Kill and Timeout unwind greenlet stacks; with panic = "abort" every kill
+// would abort the process instead.
+#[cfg(panic = "abort")]
+compile_error!("greenrt needs panic = \"unwind\": a kill or Timeout unwinds the greenlet's stack");
+
 pub mod capi;
 pub mod config;
 pub mod dns;

@@ -180,7 +180,20 @@ fn kill_terminates_child() {
     let mut child = Command::new("sleep").arg("30").spawn().unwrap();
     child.terminate().unwrap();
     assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
-    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    // A child inherits an ignored SIGINT (under nohup, or `make test &`
+    // from a script); this one gets the default action, so the signal it
+    // is sent kills it wherever the test runs.
+    let mut std_cmd = std::process::Command::new("sleep");
+    std_cmd.arg("30");
+    // SAFETY: the pre_exec closure only calls signal(2), which is
+    // async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut std_cmd, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = Command::from(std_cmd).spawn().unwrap();
     child.send_signal(libc::SIGINT).unwrap();
     assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGINT));
 }

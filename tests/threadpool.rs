@@ -12,6 +12,30 @@ use std::time::{Duration, Instant};
 use greenrt::threadpool::{default_pool, ThreadError, ThreadPool};
 use greenrt::{spawn, Error};
 
+/// A gate a pool job waits at until the test opens it: proves that a call
+/// returned *before* the job could finish, without timing the call.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    /// Waits until opened (true) or `limit` passes (false).
+    fn wait(&self, limit: Duration) -> bool {
+        let (m, cv) = &*self.0;
+        let g = m.lock().unwrap();
+        let (g, _) = cv.wait_timeout_while(g, limit, |open| !*open).unwrap();
+        *g
+    }
+}
+
+/// How long a gated job waits before it gives up (a call that blocked on
+/// the job shows up as a job that timed out at its gate).
+const GATE_LIMIT: Duration = Duration::from_secs(20);
+
 /// Sets its flag when dropped.
 struct DropFlag(Arc<AtomicBool>);
 
@@ -205,41 +229,48 @@ fn idle_workers_exit() {
 #[test]
 fn kill_while_in_apply() {
     let pool = ThreadPool::new(1);
+    let gate = Gate::default();
     let finished = Arc::new(AtomicBool::new(false));
     let dropped = Arc::new(AtomicBool::new(false));
     let after_apply = Rc::new(Cell::new(false));
-    let (f, d, a) = (finished.clone(), dropped.clone(), after_apply.clone());
+    let (f, d, a, gt) = (finished.clone(), dropped.clone(), after_apply.clone(), gate.clone());
     let g = spawn(move || {
         let _v = pool.apply(move || {
-            thread::sleep(Duration::from_millis(300));
+            let opened = gt.wait(GATE_LIMIT);
             f.store(true, Ordering::SeqCst);
-            DropFlag(d)
+            (opened, DropFlag(d))
         });
         a.set(true);
     });
     greenrt::sleep(Duration::from_millis(50));
-    let start = Instant::now();
     g.kill();
-    let took = start.elapsed();
+    // kill returned while the job still waits at its gate.
+    assert!(!finished.load(Ordering::SeqCst), "kill waited for the job");
     assert!(g.dead());
     assert_eq!(g.exception(), Some(Error::Killed));
-    assert!(took < Duration::from_millis(150), "kill waited for the job: {took:?}");
     assert!(!after_apply.get(), "the killed greenlet kept running");
-    assert!(!finished.load(Ordering::SeqCst));
+    gate.open();
     // The job still runs to completion; its result is dropped.
-    assert!(eventually(Duration::from_secs(3), || finished.load(Ordering::SeqCst)));
-    assert!(eventually(Duration::from_secs(3), || dropped.load(Ordering::SeqCst)));
+    assert!(eventually(Duration::from_secs(30), || finished.load(Ordering::SeqCst)));
+    assert!(eventually(Duration::from_secs(30), || dropped.load(Ordering::SeqCst)));
 }
 
 #[test]
 fn timeout_while_in_apply_unwinds_caller() {
     let pool = ThreadPool::new(1);
-    let start = Instant::now();
+    let gate = Gate::default();
+    let gt = gate.clone();
+    let job = Arc::new(AtomicBool::new(false));
+    let j = job.clone();
     let r = greenrt::with_timeout(Duration::from_millis(50), || {
-        pool.apply(|| thread::sleep(Duration::from_millis(300)))
+        pool.apply(move || {
+            gt.wait(GATE_LIMIT);
+            j.store(true, Ordering::SeqCst);
+        })
     });
     assert_eq!(r, Err(greenrt::Elapsed));
-    assert!(start.elapsed() < Duration::from_millis(250));
+    assert!(!job.load(Ordering::SeqCst), "the Timeout waited for the job");
+    gate.open();
 }
 
 #[test]
@@ -247,16 +278,16 @@ fn get_timeout_then_get_again() {
     // Each wait registers its own waker: the second wait must still be
     // woken after the first one timed out.
     let pool = ThreadPool::new(1);
-    let r = pool.spawn(|| {
-        thread::sleep(Duration::from_millis(200));
+    let gate = Gate::default();
+    let gt = gate.clone();
+    let r = pool.spawn(move || {
+        gt.wait(GATE_LIMIT);
         11
     });
-    let start = Instant::now();
     assert_eq!(r.get_timeout(Duration::from_millis(30)), Err(ThreadError::TimedOut));
-    assert!(start.elapsed() < Duration::from_millis(150));
     assert!(!r.ready());
+    gate.open();
     assert_eq!(r.get(), Ok(11));
-    assert!(start.elapsed() >= Duration::from_millis(200));
     assert_eq!(r.get(), Err(ThreadError::ValueTaken));
 }
 
@@ -293,24 +324,25 @@ fn result_waited_for_on_another_thread() {
 fn drop_lets_queued_jobs_finish() {
     let exited = Arc::new(AtomicUsize::new(0));
     let pool = ThreadPool::with_idle_timeout(1, Duration::from_secs(60));
+    let gate = Gate::default();
     let results: Vec<_> = (0..3)
         .map(|i| {
-            let exited = exited.clone();
+            let (exited, gate) = (exited.clone(), gate.clone());
             pool.spawn(move || {
                 watch_thread_exit(&exited);
-                thread::sleep(Duration::from_millis(50));
-                i
+                // A drop that blocked until the jobs finished would leave
+                // the gate shut: the job reports that.
+                (i, gate.wait(GATE_LIMIT))
             })
         })
         .collect();
-    let start = Instant::now();
     drop(pool);
-    assert!(start.elapsed() < Duration::from_millis(40), "drop blocked");
+    gate.open();
     for (i, r) in results.iter().enumerate() {
-        assert_eq!(r.get(), Ok(i));
+        assert_eq!(r.get(), Ok((i, true)), "drop blocked until the jobs finished");
     }
     // The worker does not wait out its 60 s idle timeout after shutdown.
-    assert!(eventually(Duration::from_secs(3), || exited.load(Ordering::SeqCst) == 1));
+    assert!(eventually(Duration::from_secs(30), || exited.load(Ordering::SeqCst) == 1));
 }
 
 #[test]

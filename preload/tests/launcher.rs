@@ -322,3 +322,21 @@ fn installed_layout_finds_the_library_in_lib() {
     assert!(o.status.success());
     assert!(stdout(&o).contains("preload: not found"), "{}", stdout(&o));
 }
+
+#[test]
+fn info_and_help_into_a_closed_pipe_exit_quietly() {
+    // `greenrt info | head -1`: the reader leaves early; the launcher
+    // neither panics nor complains.
+    for args in [&["info"][..], &["--help"], &["run", "--help"], &["--version"]] {
+        let mut child = greenrt()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // closed before anything is read
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}: {:?}\n{}", out.status, stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
+}

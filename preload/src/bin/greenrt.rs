@@ -112,20 +112,13 @@ fn dispatch(args: &[OsString]) -> Result<ExitCode, Usage> {
         ));
     };
     match cmd.to_str() {
-        Some("-h" | "--help" | "help") => {
-            print!("{HELP}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Some("-V" | "--version") => {
-            println!("greenrt {VERSION}");
-            Ok(ExitCode::SUCCESS)
-        }
+        Some("-h" | "--help" | "help") => Ok(print_stdout(HELP)),
+        Some("-V" | "--version") => Ok(print_stdout(&format!("greenrt {VERSION}\n"))),
         Some("run") => run(&args[1..]),
         Some("info") => {
             if let Some(a) = args.get(1) {
                 if a == "-h" || a == "--help" {
-                    print!("{HELP}");
-                    return Ok(ExitCode::SUCCESS);
+                    return Ok(print_stdout(HELP));
                 }
                 return Err(Usage(format!(
                     "greenrt: info takes no arguments (got {:?})\nTry 'greenrt --help' for more information.",
@@ -173,8 +166,7 @@ fn parse_run_args(args: &[OsString]) -> Result<(RunOptions, Vec<OsString>), Usag
             break;
         }
         if s == "-h" || s == "--help" {
-            print!("{HELP}");
-            std::process::exit(0);
+            std::process::exit(if print_stdout(HELP) == ExitCode::SUCCESS { 0 } else { 1 });
         }
         if s == "--monitor" {
             opts.set.push(("GREENRT_MONITOR", "1".into()));
@@ -323,17 +315,25 @@ fn run(args: &[OsString]) -> Result<ExitCode, Usage> {
 fn info() -> Result<ExitCode, Usage> {
     let opts = RunOptions::default();
     validate(&opts)?;
-    println!("greenrt {VERSION}");
+    let mut out = String::new();
+    // Every line goes to `out`; it is written at once below.
+    macro_rules! outln {
+        ($out:ident, $($arg:tt)*) => {{
+            use std::fmt::Write as _;
+            let _ = writeln!($out, $($arg)*);
+        }};
+    }
+    outln!(out, "greenrt {VERSION}");
     match find_preload() {
-        Ok(p) => println!("preload: {}", p.display()),
-        Err(e) => println!("preload: not found ({})", e.trim_start_matches("greenrt: ")),
+        Ok(p) => outln!(out, "preload: {}", p.display()),
+        Err(e) => outln!(out, "preload: not found ({})", e.trim_start_matches("greenrt: ")),
     }
-    println!("backends: epoll, poll");
+    outln!(out, "backends: epoll, poll");
     match std::env::var_os("LD_PRELOAD") {
-        Some(v) => println!("LD_PRELOAD: {}", v.to_string_lossy()),
-        None => println!("LD_PRELOAD: (unset)"),
+        Some(v) => outln!(out, "LD_PRELOAD: {}", v.to_string_lossy()),
+        None => outln!(out, "LD_PRELOAD: (unset)"),
     }
-    println!("configuration:");
+    outln!(out, "configuration:");
     let width = VARIABLES.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     let values: Vec<Option<String>> = VARIABLES
         .iter()
@@ -347,11 +347,28 @@ fn info() -> Result<ExitCode, Usage> {
         .unwrap_or(0);
     for ((name, default), value) in VARIABLES.iter().zip(&values) {
         match value {
-            Some(v) => println!("  {name:<width$}  {v:<vwidth$}  (from the environment; default {default})"),
-            None => println!("  {name:<width$}  {default:<vwidth$}  (default)"),
+            Some(v) => outln!(
+                out,
+                "  {name:<width$}  {v:<vwidth$}  (from the environment; default {default})"
+            ),
+            None => outln!(out, "  {name:<width$}  {default:<vwidth$}  (default)"),
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(print_stdout(&out))
+}
+
+/// Writes `text` to stdout. A reader that went away (`greenrt info | head
+/// -3`) is not an error: it has what it wanted; any other failure is
+/// reported.
+fn print_stdout(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("greenrt: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 #[cfg(test)]

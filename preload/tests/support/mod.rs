@@ -245,3 +245,63 @@ pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
+
+/// The shipped build's directory (`target/dist`, the dist profile):
+/// `GREENRT_DIST_DIR` as `make test` sets it, else built here with
+/// `cargo build --profile dist -p greenrt-preload` (once per test binary).
+pub fn dist_dir() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Some(d) = std::env::var_os("GREENRT_DIST_DIR") {
+                return PathBuf::from(d);
+            }
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let st = Command::new(cargo)
+                .args(["build", "--profile", "dist", "-p", "greenrt-preload"])
+                .current_dir(repo_root())
+                .status()
+                .expect("cannot run cargo");
+            assert!(st.success(), "cargo build --profile dist failed");
+            repo_root().join("target/dist")
+        })
+        .clone()
+}
+
+/// Runs `cmd` (at most 120 s) and returns its stdout; fails the test with
+/// its output if it does not exit 0.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let what = format!("{cmd:?}");
+    let out = run_timeout(cmd, Duration::from_secs(120));
+    assert!(
+        out.success(),
+        "{what}: {}\nstdout:\n{}stderr:\n{}",
+        out.status_text(),
+        tail(&out.stdout, 30),
+        tail(&out.stderr, 30)
+    );
+    out.stdout
+}
+
+/// Every file and directory under `root`, relative to it, sorted
+/// (directories end with '/').
+pub fn tree(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if p.is_dir() && !p.is_symlink() {
+                out.push(format!("{rel}/"));
+                walk(root, &p, out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if root.exists() {
+        walk(root, root, &mut out);
+    }
+    out.sort();
+    out
+}
