@@ -284,6 +284,17 @@ fn create() -> *const Hub {
     crate::overflow::on_hub_created();
     crate::monitor::on_hub_created();
     crate::signal::on_hub_created();
+    // SAFETY: `p` is the hub just stored for this thread.
+    let hub = unsafe { &*p };
+    config::log(
+        config::LogLevel::Debug,
+        format_args!(
+            "hub started on thread {:?} (tid {}), poller {}",
+            hub.shared.thread_name,
+            hub.shared.tid,
+            hub.backend_name()
+        ),
+    );
     p
 }
 

@@ -57,6 +57,19 @@ pub(crate) fn init() {
         },
     };
     HOOKS.store(mode as u8 + 1, Ordering::Relaxed);
+    if std::env::var_os("GREENRT_LOG").is_some_and(|v| v == "debug") {
+        let mode = match mode {
+            Hooks::Auto => "auto",
+            Hooks::Always => "always",
+            Hooks::Off => "off",
+        };
+        let msg = format!(
+            "greenrt: preload {} loaded in pid {} (GREENRT_HOOKS={mode}); a thread's hub starts at its first cooperative call\n",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        );
+        crate::hook::write_stderr(msg.as_bytes());
+    }
 }
 
 /// The routing mode (`Auto` until `init` ran).
