@@ -42,11 +42,12 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::greenlet::{Greenlet, GreenletExit};
+use crate::greenlet::Greenlet;
+use crate::hub::task::Interrupt;
+use crate::hub::GreenletExit;
+use crate::hub::TimeoutUnwind;
 use crate::hub::{self, FdWait};
 use crate::sys::Interest;
-use crate::task::Interrupt;
-use crate::timeout::TimeoutUnwind;
 
 /// `events` bit for readability in [`RuntimeV1::wait_fd`] (POLLIN).
 pub const WAIT_READ: c_int = libc::POLLIN as c_int;
@@ -154,9 +155,12 @@ pub fn mark_preload_copy() {
     IS_PRELOAD_COPY.store(true, Ordering::Relaxed);
 }
 
+#[linkme::distributed_slice(crate::hub::HUB_STARTED)]
+static ON_HUB_STARTED: fn() = register_with_preload;
+
 /// At the first hub creation of a copy that is not the preload's, hands
 /// this copy's entry points to the preload if it is loaded.
-pub(crate) fn register_with_preload() {
+fn register_with_preload() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     if IS_PRELOAD_COPY.load(Ordering::Relaxed) {
         return;
@@ -222,10 +226,7 @@ fn c_path<T>(f: impl FnOnce() -> Result<T, c_int>) -> Result<T, c_int> {
         Err(p) => {
             crate::config::log(
                 crate::config::LogLevel::Error,
-                format_args!(
-                    "internal error in a hooked call: {}",
-                    crate::greenlet::payload_message(&*p)
-                ),
+                format_args!("internal error in a hooked call: {}", crate::hub::payload_message(&*p)),
             );
             Err(-libc::EIO)
         }
@@ -300,13 +301,13 @@ unsafe extern "C" fn sleep_ns(ns: i64, remaining_ns: *mut i64) -> c_int {
     let end = Instant::now() + Duration::from_nanos(ns.max(0) as u64);
     let r = c_path(|| {
         if ns <= 0 {
-            crate::greenlet::check(hub::with(|h| h.yield_now()));
+            crate::hub::check(hub::with(|h| h.yield_now()));
             return Ok(());
         }
         loop {
             let p = hub::park(Some(end));
-            crate::greenlet::check(p.interrupt);
-            if p.reason == crate::task::WakeReason::Signal {
+            crate::hub::check(p.interrupt);
+            if p.reason == crate::hub::task::WakeReason::Signal {
                 return Err(-libc::EINTR);
             }
             if Instant::now() >= end {
@@ -337,7 +338,7 @@ unsafe extern "C" fn sleep_ns(ns: i64, remaining_ns: *mut i64) -> c_int {
 
 unsafe extern "C" fn yield_now() -> c_int {
     c_path(|| {
-        crate::greenlet::check(hub::with(|h| h.yield_now()));
+        crate::hub::check(hub::with(|h| h.yield_now()));
         Ok(())
     })
     .err()

@@ -1,166 +1,18 @@
 //! Greenlets: spawn, join, kill, link — gevent's `Greenlet` in Rust.
 
-use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::ops::Deref;
-use std::panic::{self, AssertUnwindSafe, Location};
+use std::panic::Location;
 use std::rc::Rc;
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use corosensei::Yielder;
-
-use crate::config::{self, LogLevel};
+use crate::config::{self};
 use crate::error::Error;
-use crate::hub;
-use crate::stack::GuardedStack;
-use crate::task::{Co, Interrupt, Outcome, State, Task, WakeReason};
-use crate::timeout::TimeoutUnwind;
-use crate::timer::TimerAction;
-use crate::wait::WaitResult;
-
-/// The payload a killed greenlet unwinds with (gevent's `GreenletExit`).
-///
-/// `catch_unwind` inside a greenlet may see it; code that catches it should
-/// re-raise it with `resume_unwind` so that the kill completes.
-#[derive(Debug)]
-pub struct GreenletExit;
-
-/// Unwinds the current greenlet for an interrupt (kill or Timeout). The
-/// panic hook is not involved, so nothing is printed.
-#[cold]
-#[inline(never)]
-pub(crate) fn deliver(i: Interrupt) -> ! {
-    match i {
-        Interrupt::Kill => panic::resume_unwind(Box::new(GreenletExit)),
-        Interrupt::Timeout(id) => panic::resume_unwind(Box::new(TimeoutUnwind { id })),
-    }
-}
-
-/// Unwinds if an interrupt arrived; otherwise returns.
-#[inline(always)]
-pub(crate) fn check(i: Option<Interrupt>) {
-    if let Some(i) = i {
-        deliver(i)
-    }
-}
-
-// ===== panic reporting =====
-
-thread_local! {
-    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// Installs (once per process) a panic hook that stays silent for panics
-/// inside greenlets, recording message and location for the one report the
-/// greenlet's end prints, and defers to the previous hook elsewhere.
-pub(crate) fn install_panic_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let prev = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            let in_greenlet = hub::try_with_existing(|h| h.current_id() != h.root.id).unwrap_or(false);
-            if !in_greenlet {
-                return prev(info);
-            }
-            let msg = payload_message(info.payload());
-            let text = match info.location() {
-                Some(l) => format!("{msg} (at {}:{}:{})", l.file(), l.line(), l.column()),
-                None => msg,
-            };
-            let _ = LAST_PANIC.try_with(|p| *p.borrow_mut() = Some(text));
-        }));
-    });
-}
-
-/// The text of a panic payload (`&str` or `String`), as std prints it.
-pub(crate) fn payload_message(p: &(dyn Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_string()
-    }
-}
-
-fn report_failure(task: &Task, what: &str) {
-    if config::get().log >= LogLevel::Error {
-        let _ = writeln!(
-            io::stderr(),
-            "greenrt: Greenlet {:?} (id {}, spawned at {}) failed with {what}",
-            task.display_name(),
-            task.id,
-            task.spawn_site
-        );
-    }
-}
-
-fn classify(payload: Box<dyn Any + Send>, task: &Task) -> Outcome {
-    if payload.is::<GreenletExit>() {
-        return Outcome::Killed;
-    }
-    if payload.is::<TimeoutUnwind>() {
-        report_failure(task, "Timeout (a Timeout nobody caught)");
-        return Outcome::TimedOut;
-    }
-    let msg = LAST_PANIC
-        .try_with(|p| p.borrow_mut().take())
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| payload_message(&*payload));
-    report_failure(task, &format!("panic: {msg}"));
-    Outcome::Panicked(msg)
-}
-
-/// Marks a task dead, wakes its joiners and starts its links.
-fn finish(task: &Rc<Task>, outcome: Outcome) {
-    if hub::is_forked_greenlet(task.id) {
-        // The child of a fork made inside this greenlet: its parent's
-        // scheduler is not here to return to, so the child ends with it.
-        let _ = io::stdout().flush();
-        std::process::exit(if matches!(outcome, Outcome::Returned | Outcome::Killed) {
-            0
-        } else {
-            101
-        });
-    }
-    *task.outcome.borrow_mut() = outcome;
-    task.state.set(State::Dead);
-    hub::with(|h| h.task_died(task));
-    task.joiners.notify_all();
-    let links = std::mem::take(&mut *task.links.borrow_mut());
-    for l in links {
-        spawn(l);
-    }
-}
-
-// ===== spawning =====
-
-/// Maps a stack for a task that is due to start and wraps its body in a
-/// coroutine. When no stack can be had, the greenlet fails with a report
-/// that says what to change, and `None` is returned.
-pub(crate) fn start_coroutine(task: &Rc<Task>) -> Option<Co> {
-    let body = task.body.take()?;
-    match GuardedStack::get(task.stack_size) {
-        Ok(stack) => {
-            task.guard.set(stack.guard_range());
-            let t2 = task.clone();
-            Some(Co::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
-                t2.yielder.set(y as *const _);
-                body();
-            }))
-        }
-        Err(e) => {
-            drop(body);
-            report_failure(task, &format!("no stack: {e}"));
-            finish(task, Outcome::NoStack(e.to_string()));
-            None
-        }
-    }
-}
+use crate::hub::task::{Interrupt, Outcome, State, Task, WakeReason};
+use crate::hub::wait::WaitResult;
+use crate::hub::{self, check, deliver, finish};
 
 /// Configures a greenlet before spawning it (name, stack size), like
 /// `std::thread::Builder`.
@@ -213,37 +65,13 @@ impl Builder {
             .stack_size
             .unwrap_or(config::get().stack_size)
             .max(config::MIN_STACK_SIZE);
-        GuardedStack::check_budget(size)?;
-        let parent = hub::with(|h| h.current_id());
-        let mut task = Task::new(hub::next_id(), false, site, parent);
-        task.stack_size = size;
-        let task = Rc::new(task);
+        let value: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
+        let v2 = value.clone();
+        let body = Box::new(move || *v2.borrow_mut() = Some(f()));
+        let task = hub::spawn_task(body, size, site, start_at)?;
         if let Some(name) = self.name {
             GreenletRef { task: task.clone() }.set_name(name);
         }
-        let value: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
-        let (t2, v2) = (task.clone(), value.clone());
-        let body = move || {
-            let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
-                Ok(v) => {
-                    *v2.borrow_mut() = Some(v);
-                    Outcome::Returned
-                }
-                Err(p) => classify(p, &t2),
-            };
-            t2.pending.set(None);
-            finish(&t2, outcome);
-        };
-        task.body.set(Some(Box::new(body)));
-        hub::with(|h| {
-            h.task_spawned(&task);
-            match start_at {
-                None => h.make_runnable(task.clone()),
-                Some(at) => {
-                    h.add_timer(at, TimerAction::Start(task.clone()));
-                }
-            }
-        });
         Ok(Greenlet {
             inner: GreenletRef { task },
             value,

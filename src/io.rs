@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::deliver;
+use crate::hub::deliver;
 use crate::hub::{self, FdWait};
 use crate::sys::Interest;
 

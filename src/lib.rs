@@ -46,18 +46,13 @@ pub mod signal;
 mod stack;
 pub mod sync;
 mod sys;
-mod task;
 pub mod threadpool;
 mod timeout;
-mod timer;
 pub mod tls;
-mod wait;
 
 pub use error::{Error, LoopExit};
-pub use greenlet::{
-    current, joinall, killall, sleep, spawn, spawn_later, yield_now, Builder, Greenlet, GreenletExit, GreenletRef,
-};
-pub use hub::{HubGone, HubHandle};
+pub use greenlet::{current, joinall, killall, sleep, spawn, spawn_later, yield_now, Builder, Greenlet, GreenletRef};
+pub use hub::{GreenletExit, HubGone, HubHandle};
 pub use io::{cancel_wait, wait_readable, wait_writable};
 pub use run_info::{print_run_info, run_info, BusyInfo, GreenletInfo, GreenletState, HubInfo, RunInfo};
 pub use stack::mapped_stacks;

@@ -157,9 +157,12 @@ pub fn max_blocking() -> Option<Duration> {
     lock().as_ref().map(|r| r.max_blocking)
 }
 
+#[linkme::distributed_slice(crate::hub::HUB_STARTED)]
+static ON_HUB_STARTED: fn() = on_hub_created;
+
 /// Called by the hub at its creation: starts the monitor once per process
 /// when `GREENRT_MONITOR=1`. Otherwise (the default) it only reads a flag.
-pub(crate) fn on_hub_created() {
+fn on_hub_created() {
     let cfg = config::get();
     if !cfg.monitor {
         return;

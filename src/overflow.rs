@@ -47,7 +47,7 @@ use std::fmt::Write as _;
 use std::sync::Once;
 
 use crate::hub;
-use crate::task::Task;
+use crate::hub::task::Task;
 
 /// The dispositions of SIGSEGV and SIGBUS before ours, in that order.
 struct Previous(UnsafeCell<[libc::sigaction; 2]>);
@@ -64,9 +64,12 @@ static INSTALL: Once = Once::new();
 /// Size of the alternate signal stack given to hub threads that have none.
 const ALT_STACK_SIZE: usize = 64 * 1024;
 
+#[linkme::distributed_slice(crate::hub::HUB_STARTED)]
+static ON_HUB_STARTED: fn() = on_hub_created;
+
 /// Called by the hub at its creation: installs the handlers once per
 /// process and makes sure this thread has an alternate signal stack.
-pub(crate) fn on_hub_created() {
+fn on_hub_created() {
     INSTALL.call_once(install_handlers);
     ensure_alt_stack();
 }

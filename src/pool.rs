@@ -40,8 +40,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::greenlet::{self, deliver, Greenlet, GreenletRef};
-use crate::wait::{WaitQueue, WaitResult};
+use crate::greenlet::{self, Greenlet, GreenletRef};
+use crate::hub::deliver;
+use crate::hub::wait::{WaitQueue, WaitResult};
 
 // ===== impl Group =====
 

@@ -24,12 +24,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use crate::hub::task::Task;
 use crate::hub::{self, Hub, HubShared};
-use crate::task::Task;
 
 /// Where a greenlet is in its life (the state gevent shows as
 /// started/ready/dead).
-pub use crate::task::State as GreenletState;
+pub use crate::hub::task::State as GreenletState;
 
 /// How long [`run_info`] waits for the other hubs' answers, all together.
 pub(crate) const ANSWER_WITHIN: Duration = Duration::from_millis(200);

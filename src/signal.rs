@@ -690,11 +690,14 @@ mod kernel {
     }
 }
 
+#[linkme::distributed_slice(crate::hub::HUB_STARTED)]
+static ON_HUB_STARTED: fn() = on_hub_created;
+
 /// Called by the hub right after it is created (on its thread): installs
 /// the `GREENRT_RUN_INFO_SIGNAL` handler once per process, and moves the
 /// signal watcher to this hub when it should run here (this is the main
 /// thread's hub, or the old signal hub has exited).
-pub(crate) fn on_hub_created() {
+fn on_hub_created() {
     if let Some(sig) = config::get().run_info_signal {
         static RUN_INFO: Once = Once::new();
         RUN_INFO.call_once(|| {

@@ -65,9 +65,9 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Injector, Steal};
 
 use crate::config;
-use crate::greenlet::deliver;
+use crate::hub::deliver;
+use crate::hub::task::{WaitingOn, WakeReason};
 use crate::hub::{self, RemoteWaker};
-use crate::task::{WaitingOn, WakeReason};
 
 /// How long a worker waits for a job before it exits, unless the pool was
 /// built with [`ThreadPool::with_idle_timeout`].
@@ -509,7 +509,7 @@ impl ThreadPool {
         };
         self.inner().submit(Box::new(move || {
             let r = panic::catch_unwind(AssertUnwindSafe(f))
-                .map_err(|p| ThreadError::Panicked(crate::greenlet::payload_message(&*p)));
+                .map_err(|p| ThreadError::Panicked(crate::hub::payload_message(&*p)));
             done.complete(r)
         }));
         ThreadResult { slot }

@@ -13,16 +13,11 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::hub;
-use crate::task::{Interrupt, Task};
-use crate::timer::{TimerAction, TimerHandle};
+use crate::hub::TimeoutUnwind;
 
-/// The unwind payload of a firing Timeout; carries the Timeout's id so only
-/// its owner catches it.
-#[derive(Debug)]
-pub(crate) struct TimeoutUnwind {
-    pub(crate) id: u64,
-}
+use crate::hub;
+use crate::hub::task::{Interrupt, Task};
+use crate::hub::timer::{TimerAction, TimerHandle};
 
 /// The operation did not finish before its Timeout fired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -61,9 +61,9 @@ pub use body::Body;
 pub use response::Response;
 
 use super::StreamServer;
-use crate::greenlet::GreenletExit;
+use crate::hub::GreenletExit;
+use crate::hub::TimeoutUnwind;
 use crate::net::{TcpStream, ToSocketAddrs};
-use crate::timeout::TimeoutUnwind;
 use crate::tls::{TlsAcceptor, TlsStream};
 use parse::Head;
 
@@ -277,7 +277,7 @@ pub(crate) fn catch_handler_panic<R>(f: impl FnOnce() -> R) -> Result<R, String>
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => Ok(r),
         Err(p) if p.is::<GreenletExit>() || p.is::<TimeoutUnwind>() => panic::resume_unwind(p),
-        Err(p) => Err(crate::greenlet::payload_message(&*p)),
+        Err(p) => Err(crate::hub::payload_message(&*p)),
     }
 }
 

@@ -5,9 +5,9 @@ use std::cell::RefCell;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::deliver;
+use crate::hub::deliver;
+use crate::hub::wait::{WaitQueue, WaitResult};
 use crate::sync::waiters::deadline_after;
-use crate::wait::{WaitQueue, WaitResult};
 use crate::LoopExit;
 
 /// Why [`AsyncResult::get`] returned no value.

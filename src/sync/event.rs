@@ -3,9 +3,9 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::deliver;
+use crate::hub::deliver;
+use crate::hub::wait::{WaitQueue, WaitResult};
 use crate::sync::waiters::deadline_after;
-use crate::wait::{WaitQueue, WaitResult};
 use crate::LoopExit;
 
 /// A flag that greenlets wait for, like gevent's `Event`: [`set`](Self::set)

@@ -20,9 +20,9 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::deliver;
+use crate::hub::deliver;
+use crate::hub::wait::{WaitQueue, WaitResult};
 use crate::sync::waiters::{deadline_after, Waiters, Woken};
-use crate::wait::{WaitQueue, WaitResult};
 use crate::LoopExit;
 
 // ===== storage =====

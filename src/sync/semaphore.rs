@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::deliver;
+use crate::hub::deliver;
 use crate::sync::waiters::{deadline_after, Waiters, Woken};
 use crate::LoopExit;
 

@@ -19,8 +19,8 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::task::Interrupt;
-use crate::wait::{WaitQueue, WaitResult};
+use crate::hub::task::Interrupt;
+use crate::hub::wait::{WaitQueue, WaitResult};
 
 /// The deadline `d` from now; `None` (no deadline) if it is too far away to
 /// represent.

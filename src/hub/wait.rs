@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use crate::hub;
-use crate::task::{Interrupt, WaitingOn, WakeHandle, WakeReason};
+use crate::hub::task::{Interrupt, WaitingOn, WakeHandle, WakeReason};
 
 struct Waiter {
     handle: WakeHandle,

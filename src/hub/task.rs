@@ -17,11 +17,12 @@
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::panic::Location;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use corosensei::{Coroutine, Yielder};
 
+use crate::hub::wait::WaitQueue;
 use crate::stack::GuardedStack;
-use crate::wait::WaitQueue;
 
 /// The coroutine type behind every spawned greenlet.
 pub(crate) type Co = Coroutine<(), (), (), GuardedStack>;
@@ -239,4 +240,11 @@ impl WakeHandle {
         crate::hub::with(|hub| hub.make_runnable(self.task.clone()));
         true
     }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh, process-unique greenlet id.
+pub(crate) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }

@@ -8,7 +8,7 @@ use std::collections::BinaryHeap;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::task::{Interrupt, Task, WakeHandle};
+use crate::hub::task::{Interrupt, Task, WakeHandle};
 
 /// What happens when a timer fires.
 pub(crate) enum TimerAction {
