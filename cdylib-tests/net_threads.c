@@ -5,7 +5,7 @@
  * and a thread blocked in read on a pipe woken by data from another.
  * Closing an fd another *thread* is blocked on is left out on purpose:
  * Linux keeps such a read waiting on the old file, which a cooperative
- * wait cannot reproduce (see preload/src/io.rs). */
+ * wait cannot reproduce (see preload/src/coop.rs). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>

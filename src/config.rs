@@ -20,14 +20,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-/// The poller backend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// Linux epoll, edge-triggered (the default).
-    Epoll,
-    /// poll(2), the portable fallback.
-    Poll,
-}
+/// The poller backend (defined with the pollers, in `sys`).
+pub use crate::sys::Backend;
 
 /// How much the runtime reports on stderr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -261,8 +255,8 @@ pub fn parse_run_info_signal(v: &str) -> Result<Option<i32>, ConfigError> {
     if v.trim().eq_ignore_ascii_case("off") {
         return Ok(None);
     }
-    match crate::signal::from_name(v) {
-        Some(n) if crate::signal::check_signum(n).is_ok() => Ok(Some(n)),
+    match crate::sys::signo::from_name(v) {
+        Some(n) if crate::sys::signo::check_signum(n).is_ok() => Ok(Some(n)),
         _ => Err(bad("GREENRT_RUN_INFO_SIGNAL", v, RUN_INFO_SIGNAL_ACCEPTED)),
     }
 }

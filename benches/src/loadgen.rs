@@ -69,6 +69,7 @@ fn proc_cpu(pid: u32) -> Option<f64> {
 fn self_cpu() -> f64 {
     // SAFETY: getrusage fills the struct it is given.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a writable rusage.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(ru.ru_utime) + tv(ru.ru_stime)
@@ -123,6 +124,7 @@ fn echo(addr: SocketAddr, n: usize, secs: Duration, pid: Option<u32>) -> io::Res
             events: libc::EPOLLIN as u32,
             u64: i as u64,
         };
+        // SAFETY: `ep` is our epoll fd, `ev` a valid event, the stream open.
         check(unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, c.stream.as_raw_fd(), &mut ev) })?;
     }
     for c in &conns {
@@ -192,6 +194,7 @@ fn echo(addr: SocketAddr, n: usize, secs: Duration, pid: Option<u32>) -> io::Res
             if !c.open {
                 errors += 1;
                 open -= 1;
+                // SAFETY: removes an fd of ours from our epoll fd.
                 unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
             }
         }
@@ -203,6 +206,7 @@ fn echo(addr: SocketAddr, n: usize, secs: Duration, pid: Option<u32>) -> io::Res
         _ => "null".into(),
     };
 
+    // SAFETY: closes our own epoll fd, used no more.
     unsafe { libc::close(ep) };
     if !measuring || wall <= 0.0 {
         return Err(io::Error::other(format!(

@@ -13,7 +13,7 @@
 
 use std::ffi::{c_int, c_long, c_void};
 
-use crate::hook::set_errno;
+use crate::errno::set_errno;
 use crate::runtime::rt;
 
 /// A greenlet handle: non-zero, unique per process, valid on the thread
@@ -190,10 +190,10 @@ mod tests {
     fn errors_become_minus_one_and_errno() {
         set_errno(0);
         assert_eq!(c_ret(-libc::ETIMEDOUT), -1);
-        assert_eq!(crate::hook::errno(), libc::ETIMEDOUT);
+        assert_eq!(crate::errno::errno(), libc::ETIMEDOUT);
         set_errno(7);
         assert_eq!(c_ret(0), 0);
-        assert_eq!(crate::hook::errno(), 7, "errno untouched on success");
+        assert_eq!(crate::errno::errno(), 7, "errno untouched on success");
     }
 
     unsafe extern "C" fn double(arg: *mut c_void) -> *mut c_void {
@@ -212,22 +212,22 @@ mod tests {
         assert_eq!(out as usize, 42);
         // SAFETY: null result is allowed.
         assert_eq!(unsafe { greenrt_join(g, -1, std::ptr::null_mut()) }, -1);
-        assert_eq!(crate::hook::errno(), libc::ESRCH);
+        assert_eq!(crate::errno::errno(), libc::ESRCH);
 
         // SAFETY: as above.
         let g = unsafe { greenrt_spawn(double, 1 as *mut c_void) };
         assert_eq!(greenrt_kill(g, -1), 0);
         // SAFETY: null result is allowed.
         assert_eq!(unsafe { greenrt_join(g, 0, std::ptr::null_mut()) }, -1);
-        assert_eq!(crate::hook::errno(), libc::ECANCELED);
+        assert_eq!(crate::errno::errno(), libc::ECANCELED);
         assert!(greenrt_switch_count() > 0);
     }
 
     #[test]
     fn wait_fd_rejects_bad_arguments() {
         assert_eq!(greenrt_wait_fd(-1, GREENRT_READ, 0), -1);
-        assert_eq!(crate::hook::errno(), libc::EBADF);
+        assert_eq!(crate::errno::errno(), libc::EBADF);
         assert_eq!(greenrt_wait_fd(0, 0, 0), -1);
-        assert_eq!(crate::hook::errno(), libc::EINVAL);
+        assert_eq!(crate::errno::errno(), libc::EINVAL);
     }
 }

@@ -38,9 +38,9 @@ pub fn parse_hooks(v: &str) -> Result<Hooks, String> {
 
 /// Reads the environment once, at load time.
 pub(crate) fn init() {
-    if !crate::real::is_primary_copy() {
+    if !crate::runtime::is_primary_copy() {
         // A second copy of the library: the first one hooks (see
-        // `real::is_primary_copy`); this one passes everything through.
+        // `runtime::is_primary_copy`); this one passes everything through.
         HOOKS.store(Hooks::Off as u8 + 1, Ordering::Relaxed);
         return;
     }
@@ -49,8 +49,8 @@ pub(crate) fn init() {
         Ok(v) => match parse_hooks(&v) {
             Ok(m) => m,
             Err(msg) => {
-                crate::hook::write_stderr(msg.as_bytes());
-                crate::hook::write_stderr(b"\n");
+                crate::errno::write_stderr(msg.as_bytes());
+                crate::errno::write_stderr(b"\n");
                 // SAFETY: terminating the process at load time, before main.
                 unsafe { libc::_exit(2) };
             }
@@ -68,7 +68,7 @@ pub(crate) fn init() {
             env!("CARGO_PKG_VERSION"),
             std::process::id()
         );
-        crate::hook::write_stderr(msg.as_bytes());
+        crate::errno::write_stderr(msg.as_bytes());
     }
 }
 

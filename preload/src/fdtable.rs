@@ -462,7 +462,7 @@ impl Drop for TempNonblock {
             None => true,
         };
         if last && self.flags & libc::O_NONBLOCK == 0 {
-            let saved = crate::hook::errno();
+            let saved = crate::errno::errno();
             // SAFETY: F_GETFL/F_SETFL on the fd we changed; errno restored.
             unsafe {
                 let now = real::fcntl(self.fd, libc::F_GETFL, 0);
@@ -470,7 +470,7 @@ impl Drop for TempNonblock {
                     real::fcntl(self.fd, libc::F_SETFL, (now & !libc::O_NONBLOCK) as libc::c_long);
                 }
             }
-            crate::hook::set_errno(saved);
+            crate::errno::set_errno(saved);
         }
     }
 }

@@ -10,12 +10,16 @@
 //!   rest.
 //! - **No panic crosses the C boundary** (rule 10): [`guarded`] catches a
 //!   panic, reports it once on stderr, and falls back to the real call.
-//! - **errno is exact** (rule 7): [`Errno`] helpers set it only on failure.
+//! - **One router** ([`route`]) and **one way to define a hook**
+//!   ([`forward_hooks!`]): the `#[no_mangle]` libc symbol forwards to the
+//!   family's hook function (the variadic `fcntl`/`ioctl` are the one
+//!   exception: `shim.c`, since stable Rust cannot define a variadic).
 
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::config::{self, Hooks};
+use crate::errno::write_stderr;
 use crate::runtime::rt;
 
 thread_local! {
@@ -75,25 +79,16 @@ pub fn unguarded<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// Writes to fd 2 with a raw syscall (never through a hook, never
-/// allocating).
-pub fn write_stderr(b: &[u8]) {
-    // SAFETY: writes `b.len()` bytes from a valid slice to fd 2.
-    unsafe { libc::syscall(libc::SYS_write, 2, b.as_ptr(), b.len()) };
-}
-
-/// The calling thread's errno.
+/// Runs a hook's cooperative path if the calling greenlet should
+/// cooperate, else (or after a panic inside it) the real call: the router
+/// of every hook that is not about one fd (for those, `coop::hooked`).
 #[inline]
-pub fn errno() -> i32 {
-    // SAFETY: errno is thread-local; reading it is always fine.
-    unsafe { *libc::__errno_location() }
-}
-
-/// Sets the calling thread's errno.
-#[inline]
-pub fn set_errno(e: i32) {
-    // SAFETY: errno is thread-local; writing it is always fine.
-    unsafe { *libc::__errno_location() = e };
+pub fn route<R>(name: &str, coop: impl FnOnce() -> R, real: impl FnOnce() -> R) -> R {
+    if should_cooperate() {
+        guarded(name, coop, real)
+    } else {
+        real()
+    }
 }
 
 /// Defines the module `defs` of a hook family's `#[no_mangle]` libc

@@ -7,24 +7,30 @@
 //! else a call passes straight to libc, so an unmodified program behaves
 //! exactly as without the library.
 //!
-//! Layout: one file per hook family (`io`, `net`, `poll`, `time`, `dns`,
-//! `process`), the fd table (`fdtable`), how real libc symbols are found
-//! (`real`), the hook guard (`hook`), which runtime copy serves the hooks
-//! (`runtime`), the configuration (`config`), and the C API of
-//! `include/greenrt.h` (`c_api`).
+//! Layout, bottom to top (each file imports only those above it in this
+//! list):
+//!
+//! - [`errno`]: errno and raw stderr writes;
+//! - [`real`]: the real libc functions behind the hooks (symbol slots);
+//! - [`config`]: `GREENRT_HOOKS` and friends;
+//! - [`fdtable`]: what the hooks know about each fd;
+//! - [`runtime`]: which runtime copy serves the hooks;
+//! - [`hook`]: the guard, the router and the one macro that defines a hook;
+//! - [`coop`]: the cooperative fd machinery (park, transfer, Cursor);
+//! - [`wait`]: interruptible timed waits on the hub;
+//! - [`hooks`]: one file per hook family, each on the machinery only;
+//! - [`c_api`]: the C API of `include/greenrt.h`.
 
 pub mod c_api;
 pub mod config;
-pub mod dns;
+pub mod coop;
+pub mod errno;
 pub mod fdtable;
 pub mod hook;
-pub mod io;
-pub mod net;
-pub mod poll;
-pub mod process;
+pub mod hooks;
 pub mod real;
 pub mod runtime;
-pub mod time;
+pub mod wait;
 
 pub use greenrt;
 

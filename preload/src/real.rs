@@ -104,7 +104,7 @@ macro_rules! missing_minus_one {
     ($($t:ty),*) => {$(
         impl Missing for $t {
             fn missing() -> Self {
-                crate::hook::set_errno(libc::ENOSYS);
+                crate::errno::set_errno(libc::ENOSYS);
                 -1
             }
         }
@@ -114,21 +114,21 @@ missing_minus_one!(i32, i64, isize);
 
 impl Missing for u32 {
     fn missing() -> Self {
-        crate::hook::set_errno(libc::ENOSYS);
+        crate::errno::set_errno(libc::ENOSYS);
         0
     }
 }
 
 impl<T> Missing for *mut T {
     fn missing() -> Self {
-        crate::hook::set_errno(libc::ENOSYS);
+        crate::errno::set_errno(libc::ENOSYS);
         std::ptr::null_mut()
     }
 }
 
 impl Missing for () {
     fn missing() -> Self {
-        crate::hook::set_errno(libc::ENOSYS);
+        crate::errno::set_errno(libc::ENOSYS);
     }
 }
 
@@ -181,7 +181,7 @@ mod table {
     use super::*;
 
     crate::real_fns! {
-        // ----- io.rs / net.rs -----
+        // ----- hooks/io.rs, hooks/net.rs -----
         /// libc's `socket`.
         fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
         /// libc's `socketpair`.
@@ -243,7 +243,7 @@ mod table {
         /// libc's `__recvfrom_chk`.
         fn __recvfrom_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> ssize_t;
 
-        // ----- poll.rs -----
+        // ----- hooks/poll.rs -----
         /// libc's `poll`.
         fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int;
         /// libc's `__poll`.
@@ -263,7 +263,7 @@ mod table {
         /// libc's `epoll_pwait`.
         fn epoll_pwait(epfd: c_int, ev: *mut epoll_event, n: c_int, timeout: c_int, mask: *const sigset_t) -> c_int;
 
-        // ----- time.rs -----
+        // ----- hooks/time.rs -----
         /// libc's `sleep`.
         fn sleep(secs: c_uint) -> c_uint;
         /// libc's `usleep`.
@@ -273,7 +273,7 @@ mod table {
         /// libc's `clock_nanosleep`.
         fn clock_nanosleep(clock: clockid_t, flags: c_int, req: *const timespec, rem: *mut timespec) -> c_int;
 
-        // ----- dns.rs -----
+        // ----- hooks/dns.rs -----
         /// libc's `getaddrinfo`.
         fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const addrinfo, res: *mut *mut addrinfo) -> c_int;
         /// libc's `gethostbyname`.
@@ -281,7 +281,7 @@ mod table {
         /// libc's `gethostbyname_r`.
         fn gethostbyname_r(name: *const c_char, ret: *mut hostent, buf: *mut c_char, buflen: size_t, result: *mut *mut hostent, h_errnop: *mut c_int) -> c_int;
 
-        // ----- process.rs -----
+        // ----- hooks/process.rs -----
         /// libc's `waitpid`.
         fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t;
         /// libc's `wait`.
@@ -368,23 +368,6 @@ pub unsafe fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     }
 }
 
-/// True unless another copy of this library was loaded first and serves
-/// the process (the library both preloaded and linked by the program from
-/// a different path: two files, two copies). The first copy in the global
-/// lookup scope owns every hooked symbol, and its `dlsym(RTLD_NEXT)` finds
-/// the second copy's definitions: that copy must then pass every call
-/// straight to libc (`GREENRT_HOOKS=off` for it), or each call would be
-/// hooked twice, by two runtimes.
-pub fn is_primary_copy() -> bool {
-    // SAFETY: dlsym with a NUL-terminated name.
-    let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"greenrt_preload_register_runtime".as_ptr()) };
-    found.is_null()
-        || std::ptr::eq(
-            found as *const (),
-            crate::runtime::greenrt_preload_register_runtime as *const (),
-        )
-}
-
 /// Looks up every real function of the central table (and the variadic
 /// ones); called from the library's constructor.
 pub fn resolve_all() {
@@ -427,6 +410,6 @@ mod tests {
         }
         // SAFETY: absent, so never called.
         assert_eq!(unsafe { greenrt_no_such_function(1) }, -1);
-        assert_eq!(crate::hook::errno(), libc::ENOSYS);
+        assert_eq!(crate::errno::errno(), libc::ENOSYS);
     }
 }

@@ -34,3 +34,16 @@ pub fn rt() -> &'static RuntimeV1 {
         unsafe { &*p }
     }
 }
+
+/// True unless another copy of this library was loaded first and serves
+/// the process (the library both preloaded and linked by the program from
+/// a different path: two files, two copies). The first copy in the global
+/// lookup scope owns every hooked symbol, and its `dlsym(RTLD_NEXT)` finds
+/// the second copy's definitions: that copy must then pass every call
+/// straight to libc (`GREENRT_HOOKS=off` for it), or each call would be
+/// hooked twice, by two runtimes.
+pub fn is_primary_copy() -> bool {
+    // SAFETY: dlsym with a NUL-terminated name.
+    let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"greenrt_preload_register_runtime".as_ptr()) };
+    found.is_null() || std::ptr::eq(found as *const (), greenrt_preload_register_runtime as *const ())
+}

@@ -109,9 +109,8 @@ impl Sock {
     fn new(domain: libc::c_int, ty: libc::c_int) -> io::Result<Sock> {
         let fd = syscall!(socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0))?;
         // SAFETY: socket() just returned this fd; nothing else owns it.
-        Ok(Sock {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Sock { fd })
     }
 
     /// A UDP socket bound to a random source port (drawn with getrandom,

@@ -19,6 +19,7 @@
 pub(crate) mod epoll;
 pub(crate) mod fds;
 pub(crate) mod poll;
+pub(crate) mod signo;
 pub(crate) mod waker;
 
 use std::io;
@@ -163,10 +164,19 @@ pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
     }
 }
 
+/// The poller backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Linux epoll, edge-triggered (the default).
+    Epoll,
+    /// poll(2), the portable fallback.
+    Poll,
+}
+
 /// Creates the poller named by the configuration.
-pub(crate) fn new_poller(backend: crate::config::Backend) -> io::Result<Box<dyn Poller>> {
+pub(crate) fn new_poller(backend: Backend) -> io::Result<Box<dyn Poller>> {
     Ok(match backend {
-        crate::config::Backend::Epoll => Box::new(epoll::Epoll::new()?),
-        crate::config::Backend::Poll => Box::new(poll::Poll::new()),
+        Backend::Epoll => Box::new(epoll::Epoll::new()?),
+        Backend::Poll => Box::new(poll::Poll::new()),
     })
 }

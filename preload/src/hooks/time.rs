@@ -42,7 +42,7 @@
 //! None of these calls is restarted after a signal handler, with or
 //! without `SA_RESTART`: they fail with `EINTR`. A parked sleep ends with
 //! `EINTR` (and the remaining time) when a signal handler interrupts the
-//! hub's wait, or the greenlet is killed (see `poll.rs`, "Signals"); a
+//! hub's wait, or the greenlet is killed (see `hooks/poll.rs`, "Signals"); a
 //! stop and continue with no handler installed sleeps on.
 //!
 //! If the runtime's wait fails for any other reason, the call falls back
@@ -54,10 +54,11 @@ use std::time::{Duration, Instant};
 use greenrt::capi::WAIT_READ;
 use libc::{clockid_t, timespec, useconds_t};
 
-use crate::hook::{self, errno, set_errno};
-use crate::poll::{close_raw, duration_timespec, interrupted, park, timespec_duration};
+use crate::errno::{errno, set_errno};
+use crate::hook;
 use crate::real;
 use crate::runtime::rt;
+use crate::wait::{close_raw, duration_timespec, interrupted, park_interruptibly, timespec_duration};
 
 /// How a cooperative sleep ended.
 enum Slept {
@@ -76,7 +77,7 @@ fn sleep_for(d: Duration) -> Slept {
     loop {
         let chunk = left().as_nanos().min(i64::MAX as u128) as i64;
         // SAFETY: runtime entry point; a null `remaining` is allowed.
-        let r = park(|| unsafe { (rt().sleep_ns)(chunk, std::ptr::null_mut()) });
+        let r = park_interruptibly(|| unsafe { (rt().sleep_ns)(chunk, std::ptr::null_mut()) });
         match r {
             0 if left().is_zero() => return Slept::Done,
             // Only sleeps longer than i64::MAX ns (292 years) come back
@@ -88,17 +89,6 @@ fn sleep_for(d: Duration) -> Slept {
             e if e == -libc::EINTR => {}
             _ => return Slept::Failed(left()),
         }
-    }
-}
-
-/// Runs a hook's cooperative path if the calling greenlet should
-/// cooperate, else (or after a panic inside it) the real call.
-#[inline]
-fn route<R>(name: &str, coop: impl FnOnce() -> R, real: impl FnOnce() -> R) -> R {
-    if hook::should_cooperate() {
-        hook::guarded(name, coop, real)
-    } else {
-        real()
     }
 }
 
@@ -131,65 +121,71 @@ unsafe fn nanosleep_coop(d: Duration, rem: *mut timespec) -> c_int {
     }
 }
 
-redhook::hook! {
-    unsafe fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int => greenrt_nanosleep {
-        // SAFETY (both closures): the program's own arguments.
-        let real = || unsafe { real::nanosleep(req, rem) };
-        if req.is_null() {
-            return real();
-        }
-        // SAFETY: a non-null request the program passed.
-        let Some(d) = timespec_duration(unsafe { &*req }) else {
-            return real();
-        };
-        // SAFETY: `rem` is null or writable, per nanosleep's contract.
-        route("nanosleep", || unsafe { nanosleep_coop(d, rem) }, real)
+/// The `nanosleep` hook.
+///
+/// # Safety
+/// The libc contract of `nanosleep`.
+pub unsafe fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int {
+    // SAFETY: (both closures) the program's own arguments.
+    let real = || unsafe { real::nanosleep(req, rem) };
+    if req.is_null() {
+        return real();
     }
+    // SAFETY: a non-null request the program passed.
+    let Some(d) = timespec_duration(unsafe { &*req }) else {
+        return real();
+    };
+    // SAFETY: `rem` is null or writable, per nanosleep's contract.
+    hook::route("nanosleep", || unsafe { nanosleep_coop(d, rem) }, real)
 }
 
-redhook::hook! {
-    unsafe fn usleep(us: useconds_t) -> c_int => greenrt_usleep {
-        // SAFETY: plain value argument.
-        let real = || unsafe { real::usleep(us) };
-        let d = Duration::from_micros(us as u64);
-        // SAFETY: a null `rem`.
-        route("usleep", || unsafe { nanosleep_coop(d, std::ptr::null_mut()) }, real)
-    }
+/// The `usleep` hook.
+///
+/// # Safety
+/// The libc contract of `usleep`.
+pub unsafe fn usleep(us: useconds_t) -> c_int {
+    // SAFETY: plain value argument.
+    let real = || unsafe { real::usleep(us) };
+    let d = Duration::from_micros(us as u64);
+    // SAFETY: a null `rem`.
+    hook::route("usleep", || unsafe { nanosleep_coop(d, std::ptr::null_mut()) }, real)
 }
 
-redhook::hook! {
-    unsafe fn sleep(secs: c_uint) -> c_uint => greenrt_sleep {
-        // SAFETY: plain value argument.
-        let real = || unsafe { real::sleep(secs) };
-        let coop = || {
-            let saved = errno();
-            match sleep_for(Duration::from_secs(secs as u64)) {
-                Slept::Done => {
+/// The `sleep` hook.
+///
+/// # Safety
+/// The libc contract of `sleep`.
+pub unsafe fn sleep(secs: c_uint) -> c_uint {
+    // SAFETY: plain value argument.
+    let real = || unsafe { real::sleep(secs) };
+    let coop = || {
+        let saved = errno();
+        match sleep_for(Duration::from_secs(secs as u64)) {
+            Slept::Done => {
+                set_errno(saved);
+                0
+            }
+            Slept::Interrupted(left) => {
+                set_errno(libc::EINTR);
+                left.as_secs() as c_uint
+            }
+            Slept::Failed(left) => {
+                set_errno(saved);
+                // Whole seconds for the real sleep, the fraction here
+                // (it cannot take less than a second).
+                let ts = duration_timespec(left);
+                let mut rem = timespec { tv_sec: 0, tv_nsec: 0 };
+                // SAFETY: local timespecs.
+                if unsafe { real::nanosleep(&ts, &mut rem) } == 0 {
                     set_errno(saved);
                     0
-                }
-                Slept::Interrupted(left) => {
-                    set_errno(libc::EINTR);
-                    left.as_secs() as c_uint
-                }
-                Slept::Failed(left) => {
-                    set_errno(saved);
-                    // Whole seconds for the real sleep, the fraction here
-                    // (it cannot take less than a second).
-                    let ts = duration_timespec(left);
-                    let mut rem = timespec { tv_sec: 0, tv_nsec: 0 };
-                    // SAFETY: local timespecs.
-                    if unsafe { real::nanosleep(&ts, &mut rem) } == 0 {
-                        set_errno(saved);
-                        0
-                    } else {
-                        rem.tv_sec as c_uint
-                    }
+                } else {
+                    rem.tv_sec as c_uint
                 }
             }
-        };
-        route("sleep", coop, real)
-    }
+        }
+    };
+    hook::route("sleep", coop, real)
 }
 
 /// A one-shot timerfd for one sleep, out of the hub's poller and closed on
@@ -285,7 +281,7 @@ unsafe fn clock_nanosleep_coop(
     let t = TimerFd::arm(clock, abs, req).ok_or(None)?;
     loop {
         // SAFETY: runtime entry point; no pointers.
-        let r = park(|| unsafe { (rt().wait_fd_level)(t.0, WAIT_READ, -1) });
+        let r = park_interruptibly(|| unsafe { (rt().wait_fd_level)(t.0, WAIT_READ, -1) });
         return match r {
             0 => Ok(0),
             e if e == -libc::EINTR && interrupted(false) => stopped_early(t.left()),
@@ -296,39 +292,52 @@ unsafe fn clock_nanosleep_coop(
     }
 }
 
-redhook::hook! {
-    unsafe fn clock_nanosleep(clock: clockid_t, flags: c_int, req: *const timespec, rem: *mut timespec) -> c_int
-        => greenrt_clock_nanosleep {
-        // SAFETY (both closures): the program's own arguments.
-        let real = || unsafe { real::clock_nanosleep(clock, flags, req, rem) };
-        if req.is_null() || !matches!(clock, libc::CLOCK_REALTIME | libc::CLOCK_MONOTONIC | libc::CLOCK_BOOTTIME) {
-            return real();
-        }
-        // SAFETY: a non-null request the program passed.
-        let req_v = unsafe { *req };
-        let Some(d) = timespec_duration(&req_v) else {
-            return real();
-        };
-        let abs = flags & libc::TIMER_ABSTIME != 0;
-        let coop = || {
-            let saved = errno();
-            // SAFETY: `rem` is null or writable, per the contract.
-            let r = match unsafe { clock_nanosleep_coop(clock, abs, &req_v, d, rem) } {
-                Ok(r) => r,
-                // The runtime could not sleep: the real call, for what is
-                // left of a relative sleep (an absolute request means the
-                // same thing now).
-                Err(Some(left)) => {
-                    let ts = duration_timespec(left);
-                    // SAFETY: a local request; the program's `rem`.
-                    unsafe { real::clock_nanosleep(clock, 0, &ts, rem) }
-                }
-                Err(None) => real(),
-            };
-            // clock_nanosleep reports through its return value only.
-            set_errno(saved);
-            r
-        };
-        route("clock_nanosleep", coop, real)
+/// The `clock_nanosleep` hook.
+///
+/// # Safety
+/// The libc contract of `clock_nanosleep`.
+pub unsafe fn clock_nanosleep(clock: clockid_t, flags: c_int, req: *const timespec, rem: *mut timespec) -> c_int {
+    // SAFETY: (both closures) the program's own arguments.
+    let real = || unsafe { real::clock_nanosleep(clock, flags, req, rem) };
+    if req.is_null()
+        || !matches!(
+            clock,
+            libc::CLOCK_REALTIME | libc::CLOCK_MONOTONIC | libc::CLOCK_BOOTTIME
+        )
+    {
+        return real();
     }
+    // SAFETY: a non-null request the program passed.
+    let req_v = unsafe { *req };
+    let Some(d) = timespec_duration(&req_v) else {
+        return real();
+    };
+    let abs = flags & libc::TIMER_ABSTIME != 0;
+    let coop = || {
+        let saved = errno();
+        // SAFETY: `rem` is null or writable, per the contract.
+        let r = match unsafe { clock_nanosleep_coop(clock, abs, &req_v, d, rem) } {
+            Ok(r) => r,
+            // The runtime could not sleep: the real call, for what is
+            // left of a relative sleep (an absolute request means the
+            // same thing now).
+            Err(Some(left)) => {
+                let ts = duration_timespec(left);
+                // SAFETY: a local request; the program's `rem`.
+                unsafe { real::clock_nanosleep(clock, 0, &ts, rem) }
+            }
+            Err(None) => real(),
+        };
+        // clock_nanosleep reports through its return value only.
+        set_errno(saved);
+        r
+    };
+    hook::route("clock_nanosleep", coop, real)
+}
+
+crate::hook::forward_hooks! {
+    fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int => greenrt_nanosleep calls super::nanosleep;
+    fn usleep(us: useconds_t) -> c_int => greenrt_usleep calls super::usleep;
+    fn sleep(secs: c_uint) -> c_uint => greenrt_sleep calls super::sleep;
+    fn clock_nanosleep(clock: clockid_t, flags: c_int, req: *const timespec, rem: *mut timespec) -> c_int => greenrt_clock_nanosleep calls super::clock_nanosleep;
 }

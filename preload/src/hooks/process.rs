@@ -37,7 +37,7 @@
 //!
 //! The real calls fail with `EINTR` when a handler installed without
 //! `SA_RESTART` runs, and restart with it. A parked wait is told when a
-//! signal handler interrupts the hub's wait (see `poll.rs`, "Signals"),
+//! signal handler interrupts the hub's wait (see `hooks/poll.rs`, "Signals"),
 //! but not which signal it was: it returns `-1`/`EINTR` (the child left
 //! unreaped, as the kernel does) if the greenlet was killed or some signal
 //! has a handler without `SA_RESTART`, and waits on otherwise.
@@ -62,53 +62,57 @@ use std::ffi::c_int;
 use greenrt::capi::WAIT_READ;
 use libc::{pid_t, rusage};
 
-use crate::hook::{self, errno, set_errno};
-use crate::poll::{close_raw, interrupted, park};
+use crate::errno::{errno, set_errno};
+use crate::hook;
 use crate::real;
 use crate::runtime::rt;
+use crate::wait::{close_raw, interrupted, park_interruptibly};
 
-/// Runs a hook's cooperative path if the calling greenlet should
-/// cooperate, else (or after a panic inside it) the real call.
-#[inline]
-fn route<R>(name: &str, coop: impl FnOnce() -> R, real: impl FnOnce() -> R) -> R {
-    if hook::should_cooperate() {
-        hook::guarded(name, coop, real)
-    } else {
-        real()
+/// The `waitpid` hook.
+///
+/// # Safety
+/// The libc contract of `waitpid`.
+pub unsafe fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t {
+    // SAFETY: (both closures) the program's own arguments.
+    let real = || unsafe { real::waitpid(pid, status, options) };
+    if options & libc::WNOHANG != 0 {
+        return real();
     }
+    // SAFETY: `status` is null or writable, per waitpid's contract.
+    hook::route(
+        "waitpid",
+        || unsafe { wait_coop(pid, status, options, std::ptr::null_mut()) },
+        real,
+    )
 }
 
-redhook::hook! {
-    unsafe fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t => greenrt_waitpid {
-        // SAFETY (both closures): the program's own arguments.
-        let real = || unsafe { real::waitpid(pid, status, options) };
-        if options & libc::WNOHANG != 0 {
-            return real();
-        }
-        // SAFETY: `status` is null or writable, per waitpid's contract.
-        route("waitpid", || unsafe { wait_coop(pid, status, options, std::ptr::null_mut()) }, real)
-    }
+/// The `wait` hook.
+///
+/// # Safety
+/// The libc contract of `wait`.
+pub unsafe fn wait(status: *mut c_int) -> pid_t {
+    // SAFETY: (both closures) the program's own argument.
+    let real = || unsafe { real::wait(status) };
+    // SAFETY: `status` is null or writable, per wait's contract.
+    hook::route(
+        "wait",
+        || unsafe { wait_coop(-1, status, 0, std::ptr::null_mut()) },
+        real,
+    )
 }
 
-redhook::hook! {
-    unsafe fn wait(status: *mut c_int) -> pid_t => greenrt_wait {
-        // SAFETY (both closures): the program's own argument.
-        let real = || unsafe { real::wait(status) };
-        // SAFETY: `status` is null or writable, per wait's contract.
-        route("wait", || unsafe { wait_coop(-1, status, 0, std::ptr::null_mut()) }, real)
+/// The `wait4` hook.
+///
+/// # Safety
+/// The libc contract of `wait4`.
+pub unsafe fn wait4(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rusage) -> pid_t {
+    // SAFETY: (both closures) the program's own arguments.
+    let real = || unsafe { real::wait4(pid, status, options, ru) };
+    if options & libc::WNOHANG != 0 {
+        return real();
     }
-}
-
-redhook::hook! {
-    unsafe fn wait4(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rusage) -> pid_t => greenrt_wait4 {
-        // SAFETY (both closures): the program's own arguments.
-        let real = || unsafe { real::wait4(pid, status, options, ru) };
-        if options & libc::WNOHANG != 0 {
-            return real();
-        }
-        // SAFETY: `status` and `ru` are null or writable, per the contract.
-        route("wait4", || unsafe { wait_coop(pid, status, options, ru) }, real)
-    }
+    // SAFETY: `status` and `ru` are null or writable, per the contract.
+    hook::route("wait4", || unsafe { wait_coop(pid, status, options, ru) }, real)
 }
 
 /// First and last pause between two tries when no pidfd can say when a
@@ -205,7 +209,7 @@ unsafe fn wait_coop(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rus
             let mut slice = PAUSE_MIN_NS;
             let r = loop {
                 // SAFETY: runtime entry point; no pointers.
-                let timed_out = match park(|| unsafe { (rt().wait_fd_level)(pfd, WAIT_READ, slice) }) {
+                let timed_out = match park_interruptibly(|| unsafe { (rt().wait_fd_level)(pfd, WAIT_READ, slice) }) {
                     0 => false,
                     e if e == -libc::ETIMEDOUT => true,
                     e if e == -libc::EINTR && interrupted(true) => break Some(eintr()),
@@ -234,7 +238,7 @@ unsafe fn wait_coop(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rus
     let mut pause = PAUSE_MIN_NS;
     loop {
         // SAFETY: runtime entry point; a null `remaining` is allowed.
-        let r = park(|| unsafe { (rt().sleep_ns)(pause, std::ptr::null_mut()) });
+        let r = park_interruptibly(|| unsafe { (rt().sleep_ns)(pause, std::ptr::null_mut()) });
         if r == -libc::EINTR && interrupted(true) {
             return eintr();
         }
@@ -249,4 +253,10 @@ unsafe fn wait_coop(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rus
             r => return done(r),
         }
     }
+}
+
+crate::hook::forward_hooks! {
+    fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t => greenrt_waitpid calls super::waitpid;
+    fn wait(status: *mut c_int) -> pid_t => greenrt_wait calls super::wait;
+    fn wait4(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rusage) -> pid_t => greenrt_wait4 calls super::wait4;
 }

@@ -83,136 +83,16 @@
 //! always ready, so step 1 already answered for them.
 
 use std::ffi::c_int;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use greenrt::capi::{WAIT_READ, WAIT_WRITE};
 use libc::{epoll_event, fd_set, nfds_t, pollfd, sigset_t, size_t, timespec, timeval};
 
-use crate::hook::{self, errno, set_errno};
+use crate::errno::{errno, set_errno};
+use crate::hook;
 use crate::real;
 use crate::runtime::rt;
-
-// ===== shared by the waiting hooks (also used by time.rs, process.rs) =====
-
-/// When a cooperative wait gives up: `None` waits without limit.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Deadline(Option<Instant>);
-
-impl Deadline {
-    /// A deadline `d` from now (`None`: never).
-    pub(crate) fn after(d: Option<Duration>) -> Deadline {
-        Deadline(d.and_then(|d| Instant::now().checked_add(d)))
-    }
-
-    /// True when a deadline exists and has passed.
-    pub(crate) fn passed(&self) -> bool {
-        self.0.is_some_and(|d| Instant::now() >= d)
-    }
-
-    /// The time left (`None`: no limit; zero once passed).
-    pub(crate) fn left(&self) -> Option<Duration> {
-        self.0.map(|d| d.saturating_duration_since(Instant::now()))
-    }
-
-    /// The time left in nanoseconds for the runtime (`-1`: no limit).
-    pub(crate) fn left_ns(&self) -> i64 {
-        match self.left() {
-            None => -1,
-            Some(d) => d.as_nanos().min(i64::MAX as u128) as i64,
-        }
-    }
-
-    /// The time left in whole milliseconds, rounded up (`-1`: no limit),
-    /// for a real call's `int` timeout.
-    pub(crate) fn left_ms(&self) -> c_int {
-        match self.left() {
-            None => -1,
-            Some(d) => d.as_nanos().div_ceil(1_000_000).min(c_int::MAX as u128) as c_int,
-        }
-    }
-
-    /// The time left as a `timespec` (`None`: no limit).
-    pub(crate) fn left_timespec(&self) -> Option<timespec> {
-        self.left().map(duration_timespec)
-    }
-}
-
-/// `d` as a `timespec` (saturating).
-pub(crate) fn duration_timespec(d: Duration) -> timespec {
-    timespec {
-        tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    }
-}
-
-/// A valid `timespec` as a `Duration`; `None` if the kernel would refuse
-/// it with `EINVAL` (negative, or `tv_nsec` outside `0..1e9`).
-pub(crate) fn timespec_duration(ts: &timespec) -> Option<Duration> {
-    if ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1_000_000_000 {
-        None
-    } else {
-        Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
-    }
-}
-
-/// Runs a runtime wait (`f`) as a hooked call's park: with the bypass flag
-/// cleared (other greenlets run meanwhile, and their hooked calls must
-/// cooperate too) and with signal interruption on, so that a signal
-/// handler interrupting the hub's wait ends it with `-EINTR`.
-pub(crate) fn park<R>(f: impl FnOnce() -> R) -> R {
-    hook::unguarded(|| {
-        // SAFETY: runtime entry point; no pointers.
-        let prev = unsafe { (rt().set_signal_interruptible)(1) };
-        let r = f();
-        // SAFETY: as above.
-        unsafe { (rt().set_signal_interruptible)(prev) };
-        r
-    })
-}
-
-/// After a park ended with `-EINTR`: true if the real call would fail
-/// with `EINTR` now, false if it would still be waiting.
-///
-/// A kill always interrupts. Otherwise a signal interrupted the hub's
-/// wait, and which one is not known: the call is interrupted if some
-/// signal has a handler (for a call the kernel restarts after a handler
-/// installed with `SA_RESTART`, `restartable`: some handler without
-/// `SA_RESTART`). With no handler at all, the interruption was a stop and
-/// continue (`SIGSTOP`/`SIGCONT`), after which the real call goes on
-/// waiting. Handlers of the fault signals (`SIGSEGV`, `SIGBUS`, `SIGILL`,
-/// `SIGFPE`, `SIGTRAP`, `SIGSYS`) do not count: those are raised by the
-/// faulting thread itself, not delivered to a sleeping one (the runtime
-/// installs `SIGSEGV`/`SIGBUS` handlers for its stack-overflow reports).
-pub(crate) fn interrupted(restartable: bool) -> bool {
-    // SAFETY: runtime entry point; no pointers.
-    if unsafe { (rt().killed)() } != 0 {
-        return true;
-    }
-    const FAULTS: [c_int; 6] = [
-        libc::SIGSEGV,
-        libc::SIGBUS,
-        libc::SIGILL,
-        libc::SIGFPE,
-        libc::SIGTRAP,
-        libc::SIGSYS,
-    ];
-    (1..=libc::SIGRTMAX()).filter(|s| !FAULTS.contains(s)).any(|sig| {
-        // SAFETY: an all-zero sigaction is a valid out-parameter.
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: queries the disposition only (null new action).
-        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
-            return false;
-        }
-        let handled = old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN;
-        handled && (!restartable || old.sa_flags & libc::SA_RESTART == 0)
-    })
-}
-
-/// Closes an fd the hooks own with a raw syscall (never through a hook).
-pub(crate) fn close_raw(fd: c_int) {
-    // SAFETY: closing an fd this module created and nobody else knows.
-    unsafe { libc::syscall(libc::SYS_close, fd) };
-}
+use crate::wait::{close_raw, interrupted, park_interruptibly, timespec_duration, Deadline};
 
 /// What a parked greenlet waits on.
 enum Watch {
@@ -229,7 +109,7 @@ impl Watch {
     /// `-ETIMEDOUT`, `-EINTR`, `-EBADF`, other `-errno`).
     fn wait(&self, deadline: &Deadline) -> c_int {
         let ns = deadline.left_ns();
-        park(|| match self {
+        park_interruptibly(|| match self {
             // SAFETY: runtime entry points; no pointer arguments.
             Watch::One(fd, ev) => unsafe { (rt().wait_fd_level)(*fd, *ev, ns) },
             // SAFETY: as above.
@@ -382,17 +262,6 @@ unsafe fn mask_is_current(mask: *const sigset_t) -> bool {
         .all(|s| unsafe { libc::sigismember(mask, s) == libc::sigismember(&cur, s) })
 }
 
-/// Runs the cooperative path of a hook if the calling greenlet should
-/// cooperate, else (or after a panic inside it) the real call.
-#[inline]
-fn route<R>(name: &str, coop: impl FnOnce() -> R, real: impl FnOnce() -> R) -> R {
-    if hook::should_cooperate() {
-        hook::guarded(name, coop, real)
-    } else {
-        real()
-    }
-}
-
 // ===== poll =====
 
 /// The `epoll` events for a `poll` events mask (the bits have the same
@@ -486,28 +355,32 @@ unsafe fn poll_coop(fds: *mut pollfd, nfds: nfds_t, deadline: Deadline) -> c_int
 /// # Safety
 /// The libc contract of `poll`.
 unsafe fn poll_ms(name: &str, fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
-    // SAFETY (both closures): the program's own arguments.
+    // SAFETY: (both closures) the program's own arguments.
     let real = || unsafe { real::poll(fds, nfds, timeout) };
     if timeout == 0 {
         return real();
     }
     let d = (timeout > 0).then(|| Duration::from_millis(timeout as u64));
     // SAFETY: forwarded contract.
-    route(name, || unsafe { poll_coop(fds, nfds, Deadline::after(d)) }, real)
+    hook::route(name, || unsafe { poll_coop(fds, nfds, Deadline::after(d)) }, real)
 }
 
-redhook::hook! {
-    unsafe fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int => greenrt_poll {
-        // SAFETY: forwarded libc contract.
-        unsafe { poll_ms("poll", fds, nfds, timeout) }
-    }
+/// The `poll` hook.
+///
+/// # Safety
+/// The libc contract of `poll`.
+pub unsafe fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
+    // SAFETY: forwarded libc contract.
+    unsafe { poll_ms("poll", fds, nfds, timeout) }
 }
 
-redhook::hook! {
-    unsafe fn __poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int => greenrt_poll_alias {
-        // SAFETY: forwarded libc contract.
-        unsafe { poll_ms("__poll", fds, nfds, timeout) }
-    }
+/// The `__poll` hook.
+///
+/// # Safety
+/// The libc contract of `__poll`.
+pub unsafe fn __poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
+    // SAFETY: forwarded libc contract.
+    unsafe { poll_ms("__poll", fds, nfds, timeout) }
 }
 
 extern "C" {
@@ -515,16 +388,17 @@ extern "C" {
     fn __chk_fail() -> !;
 }
 
-redhook::hook! {
-    unsafe fn __poll_chk(fds: *mut pollfd, nfds: nfds_t, timeout: c_int, fdslen: size_t) -> c_int
-        => greenrt_poll_chk {
-        if fdslen / std::mem::size_of::<pollfd>() < nfds as usize {
-            // SAFETY: glibc's own reaction to the overflow it checks for.
-            unsafe { __chk_fail() };
-        }
-        // SAFETY: forwarded libc contract.
-        unsafe { poll_ms("__poll_chk", fds, nfds, timeout) }
+/// The `__poll_chk` hook.
+///
+/// # Safety
+/// The libc contract of `__poll_chk`.
+pub unsafe fn __poll_chk(fds: *mut pollfd, nfds: nfds_t, timeout: c_int, fdslen: size_t) -> c_int {
+    if fdslen / std::mem::size_of::<pollfd>() < nfds as usize {
+        // SAFETY: glibc's own reaction to the overflow it checks for.
+        unsafe { __chk_fail() };
     }
+    // SAFETY: forwarded libc contract.
+    unsafe { poll_ms("__poll_chk", fds, nfds, timeout) }
 }
 
 /// `ppoll` (shared by `ppoll` and `__ppoll_chk`).
@@ -532,7 +406,7 @@ redhook::hook! {
 /// # Safety
 /// The libc contract of `ppoll`.
 unsafe fn ppoll_impl(fds: *mut pollfd, nfds: nfds_t, t: *const timespec, mask: *const sigset_t) -> c_int {
-    // SAFETY (both closures): the program's own arguments.
+    // SAFETY: (both closures) the program's own arguments.
     let real = || unsafe { real::ppoll(fds, nfds, t, mask) };
     let d = if t.is_null() {
         None
@@ -549,27 +423,35 @@ unsafe fn ppoll_impl(fds: *mut pollfd, nfds: nfds_t, t: *const timespec, mask: *
         return real();
     }
     // SAFETY: forwarded contract.
-    route("ppoll", || unsafe { poll_coop(fds, nfds, Deadline::after(d)) }, real)
+    hook::route("ppoll", || unsafe { poll_coop(fds, nfds, Deadline::after(d)) }, real)
 }
 
-redhook::hook! {
-    unsafe fn ppoll(fds: *mut pollfd, nfds: nfds_t, t: *const timespec, mask: *const sigset_t) -> c_int
-        => greenrt_ppoll {
-        // SAFETY: forwarded libc contract.
-        unsafe { ppoll_impl(fds, nfds, t, mask) }
-    }
+/// The `ppoll` hook.
+///
+/// # Safety
+/// The libc contract of `ppoll`.
+pub unsafe fn ppoll(fds: *mut pollfd, nfds: nfds_t, t: *const timespec, mask: *const sigset_t) -> c_int {
+    // SAFETY: forwarded libc contract.
+    unsafe { ppoll_impl(fds, nfds, t, mask) }
 }
 
-redhook::hook! {
-    unsafe fn __ppoll_chk(fds: *mut pollfd, nfds: nfds_t, t: *const timespec, mask: *const sigset_t,
-                          fdslen: size_t) -> c_int => greenrt_ppoll_chk {
-        if fdslen / std::mem::size_of::<pollfd>() < nfds as usize {
-            // SAFETY: glibc's own reaction to the overflow it checks for.
-            unsafe { __chk_fail() };
-        }
-        // SAFETY: forwarded libc contract.
-        unsafe { ppoll_impl(fds, nfds, t, mask) }
+/// The `__ppoll_chk` hook.
+///
+/// # Safety
+/// The libc contract of `__ppoll_chk`.
+pub unsafe fn __ppoll_chk(
+    fds: *mut pollfd,
+    nfds: nfds_t,
+    t: *const timespec,
+    mask: *const sigset_t,
+    fdslen: size_t,
+) -> c_int {
+    if fdslen / std::mem::size_of::<pollfd>() < nfds as usize {
+        // SAFETY: glibc's own reaction to the overflow it checks for.
+        unsafe { __chk_fail() };
     }
+    // SAFETY: forwarded libc contract.
+    unsafe { ppoll_impl(fds, nfds, t, mask) }
 }
 
 // ===== select =====
@@ -706,7 +588,7 @@ fn timeval_duration(tv: &timeval) -> Option<Duration> {
 /// # Safety
 /// The libc contract of `select`.
 unsafe fn select_impl(nfds: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *mut timeval) -> c_int {
-    // SAFETY (both closures): the program's own arguments.
+    // SAFETY: (both closures) the program's own arguments.
     let real = || unsafe { real::select(nfds, r, w, e, t) };
     let d = if t.is_null() {
         None
@@ -749,15 +631,16 @@ unsafe fn select_impl(nfds: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_se
         }
         n
     };
-    route("select", coop, real)
+    hook::route("select", coop, real)
 }
 
-redhook::hook! {
-    unsafe fn select(nfds: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *mut timeval) -> c_int
-        => greenrt_select {
-        // SAFETY: forwarded libc contract.
-        unsafe { select_impl(nfds, r, w, e, t) }
-    }
+/// The `select` hook.
+///
+/// # Safety
+/// The libc contract of `select`.
+pub unsafe fn select(nfds: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *mut timeval) -> c_int {
+    // SAFETY: forwarded libc contract.
+    unsafe { select_impl(nfds, r, w, e, t) }
 }
 
 /// `pselect`: see the module docs.
@@ -772,7 +655,7 @@ unsafe fn pselect_impl(
     t: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
-    // SAFETY (both closures): the program's own arguments.
+    // SAFETY: (both closures) the program's own arguments.
     let real = || unsafe { real::pselect(nfds, r, w, e, t, mask) };
     let d = if t.is_null() {
         None
@@ -800,15 +683,23 @@ unsafe fn pselect_impl(
             }
         }
     };
-    route("pselect", coop, real)
+    hook::route("pselect", coop, real)
 }
 
-redhook::hook! {
-    unsafe fn pselect(nfds: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *const timespec,
-                      mask: *const sigset_t) -> c_int => greenrt_pselect {
-        // SAFETY: forwarded libc contract.
-        unsafe { pselect_impl(nfds, r, w, e, t, mask) }
-    }
+/// The `pselect` hook.
+///
+/// # Safety
+/// The libc contract of `pselect`.
+pub unsafe fn pselect(
+    nfds: c_int,
+    r: *mut fd_set,
+    w: *mut fd_set,
+    e: *mut fd_set,
+    t: *const timespec,
+    mask: *const sigset_t,
+) -> c_int {
+    // SAFETY: forwarded libc contract.
+    unsafe { pselect_impl(nfds, r, w, e, t, mask) }
 }
 
 // ===== epoll_wait =====
@@ -825,7 +716,7 @@ unsafe fn epoll_impl(
     timeout: c_int,
     mask: *const sigset_t,
 ) -> c_int {
-    // SAFETY (both closures): the program's own arguments.
+    // SAFETY: (both closures) the program's own arguments.
     let real = || unsafe {
         if mask.is_null() {
             real::epoll_wait(epfd, ev, n, timeout)
@@ -853,23 +744,37 @@ unsafe fn epoll_impl(
             Outcome::Fallback => unsafe { real::epoll_wait(epfd, ev, n, deadline.left_ms()) },
         }
     };
-    route(name, coop, real)
+    hook::route(name, coop, real)
 }
 
-redhook::hook! {
-    unsafe fn epoll_wait(epfd: c_int, ev: *mut epoll_event, n: c_int, timeout: c_int) -> c_int
-        => greenrt_epoll_wait {
-        // SAFETY: forwarded libc contract.
-        unsafe { epoll_impl("epoll_wait", epfd, ev, n, timeout, std::ptr::null()) }
-    }
+/// The `epoll_wait` hook.
+///
+/// # Safety
+/// The libc contract of `epoll_wait`.
+pub unsafe fn epoll_wait(epfd: c_int, ev: *mut epoll_event, n: c_int, timeout: c_int) -> c_int {
+    // SAFETY: forwarded libc contract.
+    unsafe { epoll_impl("epoll_wait", epfd, ev, n, timeout, std::ptr::null()) }
 }
 
-redhook::hook! {
-    unsafe fn epoll_pwait(epfd: c_int, ev: *mut epoll_event, n: c_int, timeout: c_int, mask: *const sigset_t)
-        -> c_int => greenrt_epoll_pwait {
-        // SAFETY: forwarded libc contract.
-        unsafe { epoll_impl("epoll_pwait", epfd, ev, n, timeout, mask) }
-    }
+/// The `epoll_pwait` hook.
+///
+/// # Safety
+/// The libc contract of `epoll_pwait`.
+pub unsafe fn epoll_pwait(epfd: c_int, ev: *mut epoll_event, n: c_int, timeout: c_int, mask: *const sigset_t) -> c_int {
+    // SAFETY: forwarded libc contract.
+    unsafe { epoll_impl("epoll_pwait", epfd, ev, n, timeout, mask) }
+}
+
+crate::hook::forward_hooks! {
+    fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int => greenrt_poll calls super::poll;
+    fn __poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int => greenrt_poll_alias calls super::__poll;
+    fn __poll_chk(fds: *mut pollfd, nfds: nfds_t, timeout: c_int, fdslen: size_t) -> c_int => greenrt_poll_chk calls super::__poll_chk;
+    fn ppoll(fds: *mut pollfd, nfds: nfds_t, t: *const timespec, mask: *const sigset_t) -> c_int => greenrt_ppoll calls super::ppoll;
+    fn __ppoll_chk(fds: *mut pollfd, nfds: nfds_t, t: *const timespec, mask: *const sigset_t, fdslen: size_t) -> c_int => greenrt_ppoll_chk calls super::__ppoll_chk;
+    fn select(nfds: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *mut timeval) -> c_int => greenrt_select calls super::select;
+    fn pselect(nfds: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *const timespec, mask: *const sigset_t) -> c_int => greenrt_pselect calls super::pselect;
+    fn epoll_wait(epfd: c_int, ev: *mut epoll_event, n: c_int, timeout: c_int) -> c_int => greenrt_epoll_wait calls super::epoll_wait;
+    fn epoll_pwait(epfd: c_int, ev: *mut epoll_event, n: c_int, timeout: c_int, mask: *const sigset_t) -> c_int => greenrt_epoll_pwait calls super::epoll_pwait;
 }
 
 #[cfg(test)]

@@ -72,24 +72,14 @@ use std::rc::Rc;
 use greenrt::config::ResolverKind;
 use libc::{addrinfo, hostent, size_t};
 
-use crate::hook::{self, errno, set_errno};
+use crate::errno::{errno, set_errno};
+use crate::hook;
 use crate::real;
 use crate::runtime::rt;
 
 extern "C" {
     /// glibc's per-thread `h_errno`.
     fn __h_errno_location() -> *mut c_int;
-}
-
-/// Runs a hook's cooperative path if the calling greenlet should
-/// cooperate, else (or after a panic inside it) the real call.
-#[inline]
-fn route<R>(name: &str, coop: impl FnOnce() -> R, real: impl FnOnce() -> R) -> R {
-    if hook::should_cooperate() {
-        hook::guarded(name, coop, real)
-    } else {
-        real()
-    }
 }
 
 /// How this process resolves (see the module docs).
@@ -162,23 +152,29 @@ unsafe fn gai_thread(
     }
 }
 
-redhook::hook! {
-    unsafe fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const addrinfo,
-                          res: *mut *mut addrinfo) -> c_int => greenrt_getaddrinfo {
-        // SAFETY (both closures): the program's own arguments.
-        let real = || unsafe { real::getaddrinfo(node, service, hints, res) };
-        let coop = || match resolver_kind() {
-            // The bypass is on here: nothing inside cooperates.
-            ResolverKind::Block => real(),
+/// The `getaddrinfo` hook.
+///
+/// # Safety
+/// The libc contract of `getaddrinfo`.
+pub unsafe fn getaddrinfo(
+    node: *const c_char,
+    service: *const c_char,
+    hints: *const addrinfo,
+    res: *mut *mut addrinfo,
+) -> c_int {
+    // SAFETY: (both closures) the program's own arguments.
+    let real = || unsafe { real::getaddrinfo(node, service, hints, res) };
+    let coop = || match resolver_kind() {
+        // The bypass is on here: nothing inside cooperates.
+        ResolverKind::Block => real(),
+        // SAFETY: forwarded libc contract.
+        ResolverKind::Native => unsafe { gai_native(node, service, hints, res) }
             // SAFETY: forwarded libc contract.
-            ResolverKind::Native => unsafe { gai_native(node, service, hints, res) }
-                // SAFETY: forwarded libc contract.
-                .unwrap_or_else(|| unsafe { gai_thread(node, service, hints, res) }),
-            // SAFETY: forwarded libc contract.
-            _ => unsafe { gai_thread(node, service, hints, res) },
-        };
-        route("getaddrinfo", coop, real)
-    }
+            .unwrap_or_else(|| unsafe { gai_thread(node, service, hints, res) }),
+        // SAFETY: forwarded libc contract.
+        _ => unsafe { gai_thread(node, service, hints, res) },
+    };
+    hook::route("getaddrinfo", coop, real)
 }
 
 // ===== getaddrinfo with the native resolver =====
@@ -433,19 +429,26 @@ unsafe fn ghbn_r_thread(
     }
 }
 
-redhook::hook! {
-    unsafe fn gethostbyname_r(name: *const c_char, ret: *mut hostent, buf: *mut c_char, buflen: size_t,
-                              result: *mut *mut hostent, h_errnop: *mut c_int) -> c_int
-        => greenrt_gethostbyname_r {
-        // SAFETY (both closures): the program's own arguments.
-        let real = || unsafe { real::gethostbyname_r(name, ret, buf, buflen, result, h_errnop) };
-        let coop = || match resolver_kind() {
-            ResolverKind::Block => real(),
-            // SAFETY: forwarded libc contract.
-            _ => unsafe { ghbn_r_thread(name, ret, buf, buflen, result, h_errnop) },
-        };
-        route("gethostbyname_r", coop, real)
-    }
+/// The `gethostbyname_r` hook.
+///
+/// # Safety
+/// The libc contract of `gethostbyname_r`.
+pub unsafe fn gethostbyname_r(
+    name: *const c_char,
+    ret: *mut hostent,
+    buf: *mut c_char,
+    buflen: size_t,
+    result: *mut *mut hostent,
+    h_errnop: *mut c_int,
+) -> c_int {
+    // SAFETY: (both closures) the program's own arguments.
+    let real = || unsafe { real::gethostbyname_r(name, ret, buf, buflen, result, h_errnop) };
+    let coop = || match resolver_kind() {
+        ResolverKind::Block => real(),
+        // SAFETY: forwarded libc contract.
+        _ => unsafe { ghbn_r_thread(name, ret, buf, buflen, result, h_errnop) },
+    };
+    hook::route("gethostbyname_r", coop, real)
 }
 
 // ===== gethostbyname =====
@@ -509,22 +512,30 @@ unsafe fn ghbn_coop(name: *const c_char, on_the_pool: bool) -> Option<*mut hoste
     .flatten()
 }
 
-redhook::hook! {
-    unsafe fn gethostbyname(name: *const c_char) -> *mut hostent => greenrt_gethostbyname {
-        // SAFETY (both closures): the program's own argument.
-        let real = || unsafe { real::gethostbyname(name) };
-        if name.is_null() {
+/// The `gethostbyname` hook.
+///
+/// # Safety
+/// The libc contract of `gethostbyname`.
+pub unsafe fn gethostbyname(name: *const c_char) -> *mut hostent {
+    // SAFETY: (both closures) the program's own argument.
+    let real = || unsafe { real::gethostbyname(name) };
+    if name.is_null() {
+        return real();
+    }
+    let coop = || {
+        if resolver_kind() == ResolverKind::Block {
             return real();
         }
-        let coop = || {
-            if resolver_kind() == ResolverKind::Block {
-                return real();
-            }
-            // SAFETY: a non-null, NUL-terminated name, per the contract.
-            unsafe { ghbn_coop(name, true) }.unwrap_or_else(real)
-        };
-        route("gethostbyname", coop, real)
-    }
+        // SAFETY: a non-null, NUL-terminated name, per the contract.
+        unsafe { ghbn_coop(name, true) }.unwrap_or_else(real)
+    };
+    hook::route("gethostbyname", coop, real)
+}
+
+crate::hook::forward_hooks! {
+    fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const addrinfo, res: *mut *mut addrinfo) -> c_int => greenrt_getaddrinfo calls super::getaddrinfo;
+    fn gethostbyname_r(name: *const c_char, ret: *mut hostent, buf: *mut c_char, buflen: size_t, result: *mut *mut hostent, h_errnop: *mut c_int) -> c_int => greenrt_gethostbyname_r calls super::gethostbyname_r;
+    fn gethostbyname(name: *const c_char) -> *mut hostent => greenrt_gethostbyname calls super::gethostbyname;
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! `sendmsg`, `sendmmsg`, `setsockopt` (timeouts), `__recv_chk` and
 //! `__recvfrom_chk`.
 //!
-//! They follow `io.rs`'s pattern (see its docs for the rules kept): the
+//! They follow the pattern of `coop.rs` (see its docs for the rules kept): the
 //! call is made with `MSG_DONTWAIT` and the greenlet parks on `EAGAIN`;
 //! calls that never block pass straight through (`MSG_DONTWAIT`, `MSG_OOB`
 //! and `MSG_ERRQUEUE` reads). `connect` and `accept` set `O_NONBLOCK` for
@@ -17,9 +17,9 @@ use std::time::Instant;
 
 use libc::{iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespec};
 
+use crate::coop::{self, hooked, park, send_msg, stale, tracking, transfer, Cursor, Dir, Until, Waited};
+use crate::errno::{errno, set_errno};
 use crate::fdtable::{self, FdState, Kind, Timeo};
-use crate::hook::{errno, set_errno};
-use crate::io::{self, hooked, park, stale, tracking, transfer, Cursor, Dir, Until, Waited};
 use crate::real;
 
 /// Flags under which a receive never blocks: pass through.
@@ -59,7 +59,7 @@ fn is_stream(fd: c_int) -> bool {
 /// The fd's state if `eligible` (the call's flags and arguments allow the
 /// cooperative path) and it is a socket that cooperates now.
 fn coop_socket(eligible: bool, fd: c_int) -> Option<FdState> {
-    io::coop_if(eligible, fd).filter(|st| st.kind == Kind::Socket)
+    coop::coop_if(eligible, fd).filter(|st| st.kind == Kind::Socket)
 }
 
 /// `Until::All` for a `MSG_WAITALL` receive on a stream socket (where it
@@ -146,7 +146,7 @@ pub unsafe fn socketpair(domain: c_int, ty: c_int, protocol: c_int, sv: *mut c_i
     let r = unsafe { real::socketpair(domain, ty, protocol, sv) };
     if r == 0 && tracking() {
         // SAFETY: the kernel filled both entries.
-        unsafe { io::created_pair(sv, Kind::Socket, ty & libc::SOCK_NONBLOCK != 0) };
+        unsafe { coop::created_pair(sv, Kind::Socket, ty & libc::SOCK_NONBLOCK != 0) };
     }
     r
 }
@@ -164,7 +164,7 @@ unsafe fn accept_any(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags:
         "accept",
         coop_socket(true, fd),
         |st| {
-            io::socket_read_once(
+            coop::socket_read_once(
                 fd,
                 &st,
                 || {
@@ -256,7 +256,7 @@ unsafe fn connect_coop(fd: c_int, st: FdState, addr: *const sockaddr, len: sockl
         set_errno(e);
         return -1;
     }
-    let deadline = io::deadline_after(fdtable::timeout(fd, &st, Timeo::Snd));
+    let deadline = coop::deadline_after(fdtable::timeout(fd, &st, Timeo::Snd));
     loop {
         let e = match park(fd, Dir::Write, deadline, false) {
             Waited::Ready => {
@@ -425,13 +425,13 @@ unsafe fn recvmsg_coop(fd: c_int, st: FdState, msg: *mut msghdr, flags: c_int) -
                 return r;
             }
             let (p, n) = c.rest();
-            let mut m = io::iov_msghdr(p, n);
+            let mut m = coop::iov_msghdr(p, n);
             // SAFETY: a msghdr of ours over the rest of the caller's iovecs.
             unsafe { real::recvmsg(fd, &mut m, flags | libc::MSG_DONTWAIT) }
         },
         |c| {
             let (p, n) = c.rest();
-            let mut m = io::iov_msghdr(p, n);
+            let mut m = coop::iov_msghdr(p, n);
             // SAFETY: as above.
             unsafe { real::recvmsg(fd, &mut m, flags) }
         },
@@ -512,7 +512,7 @@ unsafe fn recvmmsg_coop(
             break Err(libc::EAGAIN);
         }
         if !have_deadline {
-            deadline = io::deadline_after(fdtable::timeout(fd, &st, Timeo::Rcv));
+            deadline = coop::deadline_after(fdtable::timeout(fd, &st, Timeo::Rcv));
             have_deadline = true;
         }
         match park(fd, Dir::Read, deadline, false) {
@@ -570,73 +570,6 @@ pub unsafe fn recvmmsg(fd: c_int, v: *mut mmsghdr, vlen: c_uint, flags: c_int, t
 }
 
 // ===== sending =====
-
-/// Sends a whole message cooperatively (rule 14): the caller's msghdr
-/// first, then, after a partial send, the rest of its iovecs (no
-/// ancillary data twice).
-///
-/// # Safety
-/// `msg` is the caller's valid msghdr (or null: the kernel says EFAULT).
-unsafe fn sendmsg_coop(fd: c_int, st: &FdState, msg: *const msghdr, flags: c_int) -> ssize_t {
-    // SAFETY: read only after the kernel accepted the msghdr (see `first`).
-    let mut cur = Cursor::new(std::ptr::null(), 0);
-    let first = std::cell::Cell::new(true);
-    // A msghdr of ours over the rest of the caller's data, to its address.
-    let rest = |c: &mut Cursor| {
-        // SAFETY: the caller's msghdr, valid once `first` is false (the
-        // kernel read it successfully).
-        let orig = unsafe { &*msg };
-        let (p, n) = c.rest();
-        let mut m = io::iov_msghdr(p, n);
-        m.msg_name = orig.msg_name;
-        m.msg_namelen = orig.msg_namelen;
-        m
-    };
-    transfer(
-        fd,
-        st,
-        Dir::Write,
-        Some(Timeo::Snd),
-        Until::All,
-        &mut cur,
-        |c| {
-            if first.get() {
-                // SAFETY: the caller's arguments.
-                let r = unsafe { real::sendmsg(fd, msg, flags | libc::MSG_DONTWAIT) };
-                if r >= 0 {
-                    first.set(false);
-                    // SAFETY: the kernel read this msghdr successfully.
-                    let m = unsafe { &*msg };
-                    *c = Cursor::new(m.msg_iov, m.msg_iovlen);
-                }
-                return r;
-            }
-            let m = rest(c);
-            // SAFETY: a msghdr of ours over the rest of the caller's data.
-            unsafe { real::sendmsg(fd, &m, flags | libc::MSG_DONTWAIT) }
-        },
-        |c| {
-            if first.get() {
-                // SAFETY: the caller's arguments.
-                return unsafe { real::sendmsg(fd, msg, flags) };
-            }
-            let m = rest(c);
-            // SAFETY: as above.
-            unsafe { real::sendmsg(fd, &m, flags) }
-        },
-    )
-}
-
-/// Sends `iov[..cnt]` with `flags` cooperatively (`writev` on a socket).
-///
-/// # Safety
-/// The libc contract of `writev`.
-pub(crate) unsafe fn send_iov(fd: c_int, st: &FdState, iov: *const iovec, cnt: c_int, flags: c_int) -> ssize_t {
-    let m = io::iov_msghdr(iov, cnt);
-    // SAFETY: a msghdr of ours around the caller's iovecs, which the
-    // kernel validates.
-    unsafe { sendmsg_coop(fd, st, &m, flags) }
-}
 
 /// Cooperative `sendto` (`send` passes a null address).
 unsafe fn sendto_coop(
@@ -700,7 +633,7 @@ pub unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
         coop_socket(flags & libc::MSG_DONTWAIT == 0 && !msg.is_null(), fd),
         |st| {
             // SAFETY: the caller's arguments.
-            let r = unsafe { sendmsg_coop(fd, &st, msg, flags) };
+            let r = unsafe { send_msg(fd, &st, msg, flags) };
             // SAFETY: the caller's arguments.
             stale(fd, r, || unsafe { real::sendmsg(fd, msg, flags) })
         },
@@ -718,7 +651,7 @@ unsafe fn sendmmsg_coop(fd: c_int, st: FdState, v: *mut mmsghdr, vlen: c_uint, f
         // SAFETY: the caller's array entry.
         let e = unsafe { &mut *v.add(done as usize) };
         // SAFETY: the caller's message.
-        let r = unsafe { sendmsg_coop(fd, &st, &e.msg_hdr, flags) };
+        let r = unsafe { send_msg(fd, &st, &e.msg_hdr, flags) };
         if r < 0 {
             if done == 0 {
                 return -1;

@@ -1,0 +1,19 @@
+//! The hook families: one file per family of libc calls, each built only
+//! on the machinery below it (`coop`, `wait`, `hook`, `fdtable`, `real`,
+//! `runtime`, `config`, `errno`) and never on another family.
+//!
+//! | family | calls |
+//! |---|---|
+//! | [`io`] | read, write, readv, writev, pipe, close, dup*, fcntl, ioctl |
+//! | [`net`] | socket, accept*, connect, recv*, send*, setsockopt |
+//! | [`poll`] | poll, ppoll, select, pselect, epoll_wait, epoll_pwait |
+//! | [`time`] | sleep, usleep, nanosleep, clock_nanosleep |
+//! | [`dns`] | getaddrinfo, gethostbyname, gethostbyname_r |
+//! | [`process`] | wait, waitpid, wait4 |
+
+pub mod dns;
+pub mod io;
+pub mod net;
+pub mod poll;
+pub mod process;
+pub mod time;

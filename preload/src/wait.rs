@@ -1,0 +1,132 @@
+//! Timed waits on the hub that a signal may end, shared by the waiting
+//! hooks (`hooks/poll.rs`, `hooks/time.rs`, `hooks/process.rs`): the
+//! [`Deadline`] of a call, `timespec` conversions, the interruptible park
+//! and the check of whether a signal interrupts the call (signal(7)).
+
+use std::ffi::c_int;
+use std::time::{Duration, Instant};
+
+use libc::timespec;
+
+use crate::hook;
+use crate::runtime::rt;
+
+/// When a cooperative wait gives up: `None` waits without limit.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// A deadline `d` from now (`None`: never).
+    pub(crate) fn after(d: Option<Duration>) -> Deadline {
+        Deadline(d.and_then(|d| Instant::now().checked_add(d)))
+    }
+
+    /// True when a deadline exists and has passed.
+    pub(crate) fn passed(&self) -> bool {
+        self.0.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// The time left (`None`: no limit; zero once passed).
+    pub(crate) fn left(&self) -> Option<Duration> {
+        self.0.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// The time left in nanoseconds for the runtime (`-1`: no limit).
+    pub(crate) fn left_ns(&self) -> i64 {
+        match self.left() {
+            None => -1,
+            Some(d) => d.as_nanos().min(i64::MAX as u128) as i64,
+        }
+    }
+
+    /// The time left in whole milliseconds, rounded up (`-1`: no limit),
+    /// for a real call's `int` timeout.
+    pub(crate) fn left_ms(&self) -> c_int {
+        match self.left() {
+            None => -1,
+            Some(d) => d.as_nanos().div_ceil(1_000_000).min(c_int::MAX as u128) as c_int,
+        }
+    }
+
+    /// The time left as a `timespec` (`None`: no limit).
+    pub(crate) fn left_timespec(&self) -> Option<timespec> {
+        self.left().map(duration_timespec)
+    }
+}
+
+/// `d` as a `timespec` (saturating).
+pub(crate) fn duration_timespec(d: Duration) -> timespec {
+    timespec {
+        tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    }
+}
+
+/// A valid `timespec` as a `Duration`; `None` if the kernel would refuse
+/// it with `EINVAL` (negative, or `tv_nsec` outside `0..1e9`).
+pub(crate) fn timespec_duration(ts: &timespec) -> Option<Duration> {
+    if ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1_000_000_000 {
+        None
+    } else {
+        Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    }
+}
+
+/// Runs a runtime wait (`f`) as a hooked call's park: with the bypass flag
+/// cleared (other greenlets run meanwhile, and their hooked calls must
+/// cooperate too) and with signal interruption on, so that a signal
+/// handler interrupting the hub's wait ends it with `-EINTR`.
+pub(crate) fn park_interruptibly<R>(f: impl FnOnce() -> R) -> R {
+    hook::unguarded(|| {
+        // SAFETY: runtime entry point; no pointers.
+        let prev = unsafe { (rt().set_signal_interruptible)(1) };
+        let r = f();
+        // SAFETY: as above.
+        unsafe { (rt().set_signal_interruptible)(prev) };
+        r
+    })
+}
+
+/// After a park ended with `-EINTR`: true if the real call would fail
+/// with `EINTR` now, false if it would still be waiting.
+///
+/// A kill always interrupts. Otherwise a signal interrupted the hub's
+/// wait, and which one is not known: the call is interrupted if some
+/// signal has a handler (for a call the kernel restarts after a handler
+/// installed with `SA_RESTART`, `restartable`: some handler without
+/// `SA_RESTART`). With no handler at all, the interruption was a stop and
+/// continue (`SIGSTOP`/`SIGCONT`), after which the real call goes on
+/// waiting. Handlers of the fault signals (`SIGSEGV`, `SIGBUS`, `SIGILL`,
+/// `SIGFPE`, `SIGTRAP`, `SIGSYS`) do not count: those are raised by the
+/// faulting thread itself, not delivered to a sleeping one (the runtime
+/// installs `SIGSEGV`/`SIGBUS` handlers for its stack-overflow reports).
+pub(crate) fn interrupted(restartable: bool) -> bool {
+    // SAFETY: runtime entry point; no pointers.
+    if unsafe { (rt().killed)() } != 0 {
+        return true;
+    }
+    const FAULTS: [c_int; 6] = [
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGILL,
+        libc::SIGFPE,
+        libc::SIGTRAP,
+        libc::SIGSYS,
+    ];
+    (1..=libc::SIGRTMAX()).filter(|s| !FAULTS.contains(s)).any(|sig| {
+        // SAFETY: an all-zero sigaction is a valid out-parameter.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: queries the disposition only (null new action).
+        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
+            return false;
+        }
+        let handled = old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN;
+        handled && (!restartable || old.sa_flags & libc::SA_RESTART == 0)
+    })
+}
+
+/// Closes an fd the hooks own with a raw syscall (never through a hook).
+pub(crate) fn close_raw(fd: c_int) {
+    // SAFETY: closing an fd this module created and nobody else knows.
+    unsafe { libc::syscall(libc::SYS_close, fd) };
+}
