@@ -61,7 +61,11 @@ test-epoll: preload dist
 test-poll: preload dist
 	GREENRT_DIST_DIR=$(DIST_DIR) GREENRT_BACKEND=poll $(CARGO) test --workspace --exclude greenrt-benches
 
+## Formatting, clippy (every unsafe block documented), and the direction
+## of imports (layers.toml, checked by scripts/check_layers.py).
 lint:
+	python3 scripts/check_layers.py --self-test
+	python3 scripts/check_layers.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -p greenrt -p greenrt-preload --all-targets -- -D warnings
 

@@ -26,31 +26,13 @@ pub fn wait_writable(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
 
 fn wait_level(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
     let deadline = timeout.map(|t| Instant::now() + t);
-    if ready_now(fd, interest)? {
+    if crate::sys::ready_now(fd, interest)? {
         return Ok(());
     }
     // A raw fd may have been closed and its number reused without
     // `cancel_wait`; make sure the poller watches the file it names now.
     hub::with(|h| h.revalidate_fd(fd));
     wait(fd, interest, deadline)
-}
-
-/// A zero-timeout poll of one fd: the hub's epoll registration is
-/// edge-triggered, so a level-triggered wait first asks the kernel.
-fn ready_now(fd: RawFd, interest: Interest) -> io::Result<bool> {
-    let mut events = 0;
-    if interest.readable {
-        events |= libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP;
-    }
-    if interest.writable {
-        events |= libc::POLLOUT;
-    }
-    let mut p = [libc::pollfd { fd, events, revents: 0 }];
-    let n = crate::sys::ppoll_raw(&mut p, 0)?;
-    if n == 1 && p[0].revents & libc::POLLNVAL != 0 {
-        return Err(io::Error::from_raw_os_error(libc::EBADF));
-    }
-    Ok(n == 1)
 }
 
 /// Waits for `interest` on `fd` until `deadline`; kill and Timeout unwind.

@@ -27,7 +27,7 @@
 #[cfg(panic = "abort")]
 compile_error!("greenrt needs panic = \"unwind\": a kill or Timeout unwinds the greenlet's stack");
 
-pub mod capi;
+pub mod abi;
 pub mod config;
 pub mod dns;
 mod error;
@@ -43,6 +43,7 @@ pub mod process;
 mod run_info;
 pub mod server;
 pub mod signal;
+mod socket;
 mod stack;
 pub mod sync;
 mod sys;

@@ -375,32 +375,11 @@ fn classify(fd: RawFd) -> io::Result<FdKind> {
     })
 }
 
-/// A zero-timeout poll of `fd` for `interest` (true: ready, hung up or in
-/// error).
-fn ready_now(fd: RawFd, interest: Interest) -> io::Result<bool> {
-    let events = if interest.readable {
-        libc::POLLIN | libc::POLLRDHUP
-    } else {
-        libc::POLLOUT
-    };
-    let mut p = libc::pollfd { fd, events, revents: 0 };
-    let n = loop {
-        match syscall!(poll(&mut p, 1, 0)) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => break r?,
-        }
-    };
-    if n == 1 && p.revents & libc::POLLNVAL != 0 {
-        return Err(io::Error::from_raw_os_error(libc::EBADF));
-    }
-    Ok(n == 1)
-}
-
 /// Parks until a blocking fd polls ready (level-triggered on top of the
 /// hub's edge-triggered wait: a stale edge may wake us early, so poll
 /// again before trusting it).
 fn wait_ready(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
-    while !ready_now(fd, interest)? {
+    while !crate::sys::ready_now(fd, interest)? {
         crate::io::wait(fd, interest, deadline)?;
     }
     Ok(())

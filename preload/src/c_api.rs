@@ -25,9 +25,9 @@ pub type GreenrtT = u64;
 pub type GreenrtFn = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
 
 /// `events` bit for [`greenrt_wait_fd`]: readable (`POLLIN`).
-pub const GREENRT_READ: c_int = greenrt::capi::WAIT_READ;
+pub const GREENRT_READ: c_int = greenrt::abi::WAIT_READ;
 /// `events` bit for [`greenrt_wait_fd`]: writable (`POLLOUT`).
-pub const GREENRT_WRITE: c_int = greenrt::capi::WAIT_WRITE;
+pub const GREENRT_WRITE: c_int = greenrt::abi::WAIT_WRITE;
 
 /// Milliseconds (negative: no limit) to the table's nanoseconds (negative:
 /// no limit), saturating.

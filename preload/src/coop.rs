@@ -76,7 +76,7 @@
 use std::ffi::{c_int, c_void};
 use std::time::{Duration, Instant};
 
-use greenrt::capi::{WAIT_READ, WAIT_WRITE};
+use greenrt::abi::{WAIT_READ, WAIT_WRITE};
 use libc::{iovec, msghdr, ssize_t};
 
 use crate::config::{self, Hooks};

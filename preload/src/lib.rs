@@ -38,7 +38,7 @@ pub use greenrt;
 /// this copy of greenrt as the preload's, reads the configuration, and
 /// looks up the real libc functions behind the hooks.
 extern "C" fn init() {
-    greenrt::capi::mark_preload_copy();
+    greenrt::abi::mark_preload_copy();
     config::init();
     real::resolve_all();
     fdtable::init();

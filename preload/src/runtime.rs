@@ -2,12 +2,12 @@
 //!
 //! The preload links its own copy of greenrt. If the program links greenrt
 //! too, that copy registers itself here at its first hub creation (see
-//! `greenrt::capi`), and from then on the hooks and the C API use it, so the
+//! `greenrt::abi`), and from then on the hooks and the C API use it, so the
 //! program's greenlets and the hooks' waits share one hub per thread.
 
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use greenrt::capi::RuntimeV1;
+use greenrt::abi::RuntimeV1;
 
 static EXTERNAL: AtomicPtr<RuntimeV1> = AtomicPtr::new(std::ptr::null_mut());
 
@@ -28,7 +28,7 @@ pub unsafe extern "C" fn greenrt_preload_register_runtime(rt: *const RuntimeV1) 
 pub fn rt() -> &'static RuntimeV1 {
     let p = EXTERNAL.load(Ordering::Acquire);
     if p.is_null() {
-        &greenrt::capi::RUNTIME_V1
+        &greenrt::abi::RUNTIME_V1
     } else {
         // SAFETY: registered tables live for the process (see above).
         unsafe { &*p }

@@ -1,6 +1,6 @@
 //! One runtime per process: a Rust program that links greenrt and runs
 //! under the preload registers its copy of the runtime with the preload
-//! (`greenrt::capi`), so its greenlets and the hooks' waits share one hub per
+//! (`greenrt::abi`), so its greenlets and the hooks' waits share one hub per
 //! thread. This test binary is such a program: it re-runs itself under
 //! `LD_PRELOAD` and checks, from inside, that
 //!

@@ -11,8 +11,8 @@ use std::io;
 use std::mem;
 use std::net::{IpAddr, SocketAddr};
 
-use super::sock::{from_sockaddr, to_sockaddr};
 use super::{ip_literal, Error};
+use crate::socket::SockAddr;
 use crate::threadpool::{default_pool, ThreadPool};
 
 /// Resolves on a pool of native threads with the system's `getaddrinfo`,
@@ -110,23 +110,13 @@ pub(crate) fn getaddrinfo(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> 
         // SAFETY: p is a node of the list getaddrinfo returned, not yet
         // freed.
         let ai = unsafe { &*p };
-        if !ai.ai_addr.is_null() && (ai.ai_addrlen as usize) <= mem::size_of::<libc::sockaddr_storage>() {
-            // SAFETY: as in sock::to_sockaddr.
-            let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
-            // SAFETY: ai_addr points to ai_addrlen bytes, which fit in the
-            // storage (checked above); the regions do not overlap.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    ai.ai_addr as *const u8,
-                    &mut storage as *mut _ as *mut u8,
-                    ai.ai_addrlen as usize,
-                )
-            };
-            if let Some(mut a) = from_sockaddr(&storage, ai.ai_addrlen) {
-                a.set_port(port);
-                if !out.contains(&a) {
-                    out.push(a);
-                }
+        // SAFETY: ai_addr (if not null) points at ai_addrlen bytes of
+        // the list getaddrinfo returned.
+        let addr = unsafe { SockAddr::from_raw(ai.ai_addr, ai.ai_addrlen) };
+        if let Some(mut a) = addr.and_then(|a| a.to_inet().ok()) {
+            a.set_port(port);
+            if !out.contains(&a) {
+                out.push(a);
             }
         }
         p = ai.ai_next;
@@ -141,15 +131,15 @@ pub(crate) fn getaddrinfo(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> 
 
 /// `getnameinfo(ip, NI_NAMEREQD)`.
 pub(crate) fn getnameinfo(ip: IpAddr) -> io::Result<String> {
-    let (sa, len) = to_sockaddr(&SocketAddr::new(ip, 0));
+    let sa = SockAddr::from_inet(&SocketAddr::new(ip, 0));
     // NI_MAXHOST bytes.
     let mut host = [0 as libc::c_char; 1025];
     // SAFETY: sa/len describe a valid sockaddr; host is a writable buffer
     // of the length passed; no service buffer is asked for.
     let rc = unsafe {
         libc::getnameinfo(
-            &sa as *const _ as *const libc::sockaddr,
-            len,
+            sa.as_ptr(),
+            sa.len(),
             host.as_mut_ptr(),
             host.len() as libc::socklen_t,
             std::ptr::null_mut(),

@@ -142,17 +142,41 @@ pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
 }
 
 /// This thread's hub, for the hot switch paths where a closure call would
-/// cost a frame. The reference must not be kept beyond the current call.
+/// cost a frame (see [`get`]). Neither `Send` nor `Sync`: it stays on the
+/// thread whose hub it names, and borrows from it end with the handle.
+pub(crate) struct ThisHub {
+    hub: std::ptr::NonNull<Hub>,
+    _this_thread: std::marker::PhantomData<*const ()>,
+}
+
+impl std::ops::Deref for ThisHub {
+    type Target = Hub;
+
+    #[inline(always)]
+    fn deref(&self) -> &Hub {
+        // SAFETY: `hub` is this thread's live hub (see `get`); the handle
+        // cannot leave the thread, and the hub is freed only at thread
+        // exit, after every frame that could hold the handle has returned.
+        unsafe { self.hub.as_ref() }
+    }
+}
+
+/// This thread's hub, created on first use, as a handle that cannot leave
+/// the thread ([`with`] without the closure).
+///
+/// Panics if called while the thread is being torn down.
 #[inline(always)]
-pub(crate) fn get() -> &'static Hub {
+pub(crate) fn get() -> ThisHub {
     let mut p = HUB.with(|h| h.get());
     if p.is_null() {
         p = create();
     }
     assert!(p != TORN_DOWN, "greenrt: hub used while its thread is exiting");
-    // SAFETY: as in `with`; callers use the reference only within the
-    // current call, never across thread exit.
-    unsafe { &*p }
+    ThisHub {
+        // SAFETY: not null (checked, or just created) and not TORN_DOWN.
+        hub: unsafe { std::ptr::NonNull::new_unchecked(p as *mut Hub) },
+        _this_thread: std::marker::PhantomData,
+    }
 }
 
 thread_local! {

@@ -71,8 +71,7 @@
 //! ```
 
 mod addr;
-mod sockaddr;
-pub(crate) mod socket;
+mod conversions;
 mod tcp;
 mod udp;
 mod unix;

@@ -7,8 +7,8 @@ use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::addr::{each_addr, ToSocketAddrs};
-use super::sockaddr::SockAddr;
-use super::socket::{socket_conversions, socket_timeouts, stream_io, Socket};
+use super::conversions::{socket_conversions, socket_timeouts, stream_io};
+use crate::socket::{SockAddr, Socket};
 
 fn domain(addr: &SocketAddr) -> libc::c_int {
     match addr {

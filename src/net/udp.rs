@@ -6,8 +6,8 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::addr::{each_addr, first_addr, ToSocketAddrs};
-use super::sockaddr::SockAddr;
-use super::socket::{socket_conversions, socket_timeouts, Socket};
+use super::conversions::{socket_conversions, socket_timeouts};
+use crate::socket::{SockAddr, Socket};
 
 /// A UDP socket (std's `std::net::UdpSocket`; gevent's datagram
 /// `socket`).

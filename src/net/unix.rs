@@ -9,8 +9,8 @@ use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
-use super::sockaddr::SockAddr;
-use super::socket::{socket_conversions, socket_timeouts, stream_io, Socket};
+use super::conversions::{socket_conversions, socket_timeouts, stream_io};
+use crate::socket::{SockAddr, Socket};
 
 /// A Unix stream socket server (std's `UnixListener`).
 ///

@@ -123,6 +123,42 @@ impl Interest {
     pub fn is_empty(self) -> bool {
         !self.readable && !self.writable
     }
+
+    /// The `poll(2)` events that mean this interest, as every poller reads
+    /// readiness (urgent data and a peer's shutdown count as readable).
+    pub(crate) fn poll_events(self) -> i16 {
+        let mut events = 0;
+        if self.readable {
+            events |= libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP;
+        }
+        if self.writable {
+            events |= libc::POLLOUT;
+        }
+        events
+    }
+}
+
+/// Whether `fd` is ready for `interest` now: a zero-timeout `ppoll` made
+/// with a raw syscall (never through the preload's poll hook). True when
+/// ready, hung up or in error; `EBADF` for an fd that is not open. The
+/// one answer to "is this fd ready now" for the level-triggered waits
+/// built on the hubs' edge-triggered registrations.
+pub(crate) fn ready_now(fd: RawFd, interest: Interest) -> io::Result<bool> {
+    let mut p = [libc::pollfd {
+        fd,
+        events: interest.poll_events(),
+        revents: 0,
+    }];
+    let n = loop {
+        match ppoll_raw(&mut p, 0) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    if n == 1 && p[0].revents & libc::POLLNVAL != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    Ok(n == 1)
 }
 
 /// Readiness reported by a poller for one fd.

@@ -42,13 +42,7 @@ impl Poller for Poll {
     fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         self.pollfds.clear();
         for &(fd, i) in &self.interest {
-            let mut ev = 0;
-            if i.readable {
-                ev |= libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP;
-            }
-            if i.writable {
-                ev |= libc::POLLOUT;
-            }
+            let ev = i.poll_events();
             self.pollfds.push(libc::pollfd {
                 fd,
                 events: ev,

@@ -291,7 +291,7 @@ unsafe fn gai_native(
 ) -> Option<c_int> {
     // Only this library's own runtime runs greenrt::dns here; the
     // process-wide native resolver must have loaded its configuration.
-    if !std::ptr::eq(rt(), &greenrt::capi::RUNTIME_V1)
+    if !std::ptr::eq(rt(), &greenrt::abi::RUNTIME_V1)
         || !matches!(greenrt::dns::resolver(), Ok(greenrt::dns::Resolver::Native(_)))
     {
         return None;

@@ -341,7 +341,7 @@ fn before_replace(old: c_int, new: c_int) {
 /// serving one): the program never opened it.
 fn runtime_owns(fd: c_int) -> bool {
     // SAFETY: a runtime table entry point; no preconditions.
-    fd >= 0 && (greenrt::capi::owns_fd_here(fd) || unsafe { (crate::runtime::rt().owns_fd)(fd) } != 0)
+    fd >= 0 && (greenrt::abi::owns_fd_here(fd) || unsafe { (crate::runtime::rt().owns_fd)(fd) } != 0)
 }
 
 /// The `dup2` hook.

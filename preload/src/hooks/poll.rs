@@ -85,7 +85,7 @@
 use std::ffi::c_int;
 use std::time::Duration;
 
-use greenrt::capi::{WAIT_READ, WAIT_WRITE};
+use greenrt::abi::{WAIT_READ, WAIT_WRITE};
 use libc::{epoll_event, fd_set, nfds_t, pollfd, sigset_t, size_t, timespec, timeval};
 
 use crate::errno::{errno, set_errno};

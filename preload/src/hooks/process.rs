@@ -59,7 +59,7 @@
 
 use std::ffi::c_int;
 
-use greenrt::capi::WAIT_READ;
+use greenrt::abi::WAIT_READ;
 use libc::{pid_t, rusage};
 
 use crate::errno::{errno, set_errno};

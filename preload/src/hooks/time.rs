@@ -51,7 +51,7 @@
 use std::ffi::{c_int, c_uint};
 use std::time::{Duration, Instant};
 
-use greenrt::capi::WAIT_READ;
+use greenrt::abi::WAIT_READ;
 use libc::{clockid_t, timespec, useconds_t};
 
 use crate::errno::{errno, set_errno};

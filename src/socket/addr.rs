@@ -67,6 +67,23 @@ impl SockAddr {
         s
     }
 
+    /// A copy of `len` bytes of address at `addr` (as `getaddrinfo`
+    /// returns them); `None` if they do not fit a `sockaddr_storage`.
+    ///
+    /// # Safety
+    /// `addr` points at `len` readable bytes.
+    pub(crate) unsafe fn from_raw(addr: *const libc::sockaddr, len: libc::socklen_t) -> Option<SockAddr> {
+        if addr.is_null() || len as usize > mem::size_of::<libc::sockaddr_storage>() {
+            return None;
+        }
+        let mut s = SockAddr::empty();
+        // SAFETY: `addr` holds `len` bytes (the caller's contract), which
+        // fit in the storage (checked above); the regions do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(addr.cast::<u8>(), s.as_mut_ptr().cast::<u8>(), len as usize) };
+        s.len = len;
+        Some(s)
+    }
+
     /// The kernel form of a Unix socket path, with the same rules as std:
     /// no NUL bytes, shorter than `sun_path`.
     pub(crate) fn from_path(path: &Path) -> io::Result<SockAddr> {

@@ -1,4 +1,5 @@
-//! The socket every type in `greenrt::net` is built on: an owned,
+//! The socket core every socket of the runtime is built on (the types of
+//! `greenrt::net`, and the native resolver's in `dns`): an owned,
 //! always-non-blocking fd plus the cooperative state (timeouts, the
 //! user-visible non-blocking mode, closed), and the one loop that makes a
 //! syscall cooperative:
@@ -14,6 +15,8 @@
 //! non-blocking mode the `EAGAIN` is returned at once. Kill and Timeout
 //! unwind out of the wait.
 
+mod addr;
+
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::{self, ManuallyDrop};
 use std::net::Shutdown;
@@ -22,16 +25,28 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::sockaddr::SockAddr;
 use crate::hub;
 use crate::sys::{syscall, Interest};
+pub(crate) use addr::SockAddr;
 
 /// Which way an operation moves data: picks the interest to wait for and
 /// the timeout that bounds the wait.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dir {
+    /// Receives: waits for readability, bounded by the read timeout.
     Read,
+    /// Sends: waits for writability, bounded by the write timeout.
     Write,
+}
+
+impl Dir {
+    /// The readiness this direction waits for.
+    fn interest(self) -> Interest {
+        match self {
+            Dir::Read => Interest::READ,
+            Dir::Write => Interest::WRITE,
+        }
+    }
 }
 
 /// A socket owned by the runtime. `O_NONBLOCK` is always set on the fd;
@@ -258,16 +273,35 @@ impl Socket {
                 pause = (pause * 2).min(Duration::from_millis(50));
                 continue;
             }
-            let interest = match dir {
-                Dir::Read => Interest::READ,
-                Dir::Write => Interest::WRITE,
-            };
-            match crate::io::wait(fd, interest, deadline) {
+            match crate::io::wait(fd, dir.interest(), deadline) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                     return Err(io::Error::from_raw_os_error(libc::EAGAIN));
                 }
                 Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// [`io`](Self::io) bounded by `deadline` instead of the socket's
+    /// timeout, and whatever the non-blocking mode: `ErrorKind::TimedOut`
+    /// once it passes (the resolver's sockets, where one deadline bounds a
+    /// whole exchange). Data already there is returned even after it.
+    pub(crate) fn io_until<R>(
+        &self,
+        dir: Dir,
+        deadline: Instant,
+        mut op: impl FnMut(RawFd) -> io::Result<R>,
+    ) -> io::Result<R> {
+        loop {
+            let fd = self.fd()?;
+            match op(fd) {
+                Ok(r) => return Ok(r),
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EINTR) => {}
+                    Some(libc::EAGAIN) => crate::io::wait(fd, dir.interest(), Some(deadline))?,
+                    _ => return Err(e),
+                },
             }
         }
     }
@@ -652,189 +686,3 @@ impl Drop for Socket {
         cancel_wait(self.fd.as_raw_fd());
     }
 }
-
-/// Implements the fd and std conversions for a socket type that is a
-/// newtype around [`Socket`].
-macro_rules! socket_conversions {
-    ($t:ident, $std:ty) => {
-        impl std::os::fd::AsRawFd for $t {
-            fn as_raw_fd(&self) -> std::os::fd::RawFd {
-                self.0.raw()
-            }
-        }
-
-        impl std::os::fd::AsFd for $t {
-            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-                self.0.as_fd()
-            }
-        }
-
-        impl std::os::fd::IntoRawFd for $t {
-            /// The fd leaves the hub's poller; it stays `O_NONBLOCK`.
-            fn into_raw_fd(self) -> std::os::fd::RawFd {
-                std::os::fd::IntoRawFd::into_raw_fd(self.0.into_owned_fd())
-            }
-        }
-
-        impl std::os::fd::FromRawFd for $t {
-            /// Takes ownership of `fd` and sets `O_NONBLOCK` on it.
-            unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> Self {
-                // SAFETY: the caller guarantees `fd` is an open fd it owns
-                // and gives to us.
-                Self::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-            }
-        }
-
-        impl From<std::os::fd::OwnedFd> for $t {
-            /// Takes ownership of the fd and sets `O_NONBLOCK` on it.
-            fn from(fd: std::os::fd::OwnedFd) -> Self {
-                $t($crate::net::socket::Socket::from_owned_fd(fd))
-            }
-        }
-
-        impl From<$t> for std::os::fd::OwnedFd {
-            /// The fd leaves the hub's poller; it stays `O_NONBLOCK`.
-            fn from(s: $t) -> std::os::fd::OwnedFd {
-                s.0.into_owned_fd()
-            }
-        }
-
-        impl From<$std> for $t {
-            /// Takes over a std socket: `O_NONBLOCK` is set, and the
-            /// std socket's read/write timeouts become cooperative ones.
-            fn from(s: $std) -> Self {
-                $t($crate::net::socket::Socket::from_std(std::os::fd::OwnedFd::from(
-                    s,
-                )))
-            }
-        }
-
-        impl $t {
-            /// Converts into the std type: the fd leaves the hub, is made
-            /// blocking again (unless non-blocking mode was set), and
-            /// carries the timeouts as `SO_RCVTIMEO`/`SO_SNDTIMEO`.
-            pub fn into_std(self) -> std::io::Result<$std> {
-                Ok(<$std>::from(self.0.into_std_fd()?))
-            }
-
-            /// Closes the socket while other greenlets may still hold it
-            /// (gevent's `socket.close()`): every greenlet of this hub
-            /// waiting on it wakes with an `EBADF` error, the connection is
-            /// released as by `close(2)` (the peer sees end of file), and
-            /// every later operation fails with `EBADF`. The fd number
-            /// stays reserved by a placeholder until the value is dropped,
-            /// so it is never reused under a handle that is still alive.
-            /// Dropping the value closes it too; `close` is for when it is
-            /// shared.
-            pub fn close(&self) {
-                self.0.close()
-            }
-
-            /// Moves the socket into or out of non-blocking mode (std's
-            /// `set_nonblocking`; gevent's `setblocking(False)`). In
-            /// non-blocking mode an operation that would wait fails with
-            /// `ErrorKind::WouldBlock` instead of parking the greenlet. The
-            /// fd itself is always `O_NONBLOCK`.
-            pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
-                self.0.set_nonblocking(nonblocking)
-            }
-
-            /// Takes the pending socket error, `SO_ERROR` (std's
-            /// `take_error`).
-            pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
-                self.0.take_error()
-            }
-        }
-    };
-}
-pub(crate) use socket_conversions;
-
-/// Implements the read/write timeouts for a connection type that is a
-/// newtype around [`Socket`].
-macro_rules! socket_timeouts {
-    ($t:ident) => {
-        impl $t {
-            /// Bounds how long a read waits (std's `set_read_timeout`;
-            /// gevent's `settimeout`). When it passes, the read fails with
-            /// `ErrorKind::WouldBlock` (`EAGAIN`), as std's does on Linux.
-            /// `None` waits without limit; a zero duration is an error.
-            /// Enforced cooperatively: only the greenlet waits.
-            pub fn set_read_timeout(&self, dur: Option<std::time::Duration>) -> std::io::Result<()> {
-                self.0.set_read_timeout(dur)
-            }
-
-            /// Bounds how long a write waits for room (std's
-            /// `set_write_timeout`); see [`Self::set_read_timeout`].
-            pub fn set_write_timeout(&self, dur: Option<std::time::Duration>) -> std::io::Result<()> {
-                self.0.set_write_timeout(dur)
-            }
-
-            /// The read timeout (std's `read_timeout`).
-            pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
-                self.0.fd()?;
-                Ok(self.0.read_timeout())
-            }
-
-            /// The write timeout (std's `write_timeout`).
-            pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
-                self.0.fd()?;
-                Ok(self.0.write_timeout())
-            }
-        }
-    };
-}
-pub(crate) use socket_timeouts;
-
-/// Implements `Read` and `Write` for a stream type and for `&` it.
-macro_rules! stream_io {
-    ($t:ident) => {
-        impl std::io::Read for &$t {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.0.recv(buf, 0)
-            }
-
-            fn read_vectored(&mut self, bufs: &mut [std::io::IoSliceMut<'_>]) -> std::io::Result<usize> {
-                self.0.recv_vectored(bufs)
-            }
-        }
-
-        impl std::io::Write for &$t {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.send(buf)
-            }
-
-            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                self.0.send_vectored(bufs)
-            }
-
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-
-        impl std::io::Read for $t {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                std::io::Read::read(&mut &*self, buf)
-            }
-
-            fn read_vectored(&mut self, bufs: &mut [std::io::IoSliceMut<'_>]) -> std::io::Result<usize> {
-                std::io::Read::read_vectored(&mut &*self, bufs)
-            }
-        }
-
-        impl std::io::Write for $t {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                std::io::Write::write(&mut &*self, buf)
-            }
-
-            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                std::io::Write::write_vectored(&mut &*self, bufs)
-            }
-
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-    };
-}
-pub(crate) use stream_io;

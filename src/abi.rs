@@ -1,5 +1,8 @@
-//! The runtime's C ABI: what the `LD_PRELOAD` library's hooks and the C
-//! API (`include/greenrt.h`) call.
+//! The runtime's ABI table: the versioned table of `extern "C"` entry
+//! points ([`RuntimeV1`]) that the `LD_PRELOAD` library's hooks and its C
+//! API (`include/greenrt.h`, implemented in `preload/src/c_api.rs`) call,
+//! and that one copy of the runtime hands to another. (The public C API
+//! is the preload's; this is the table between runtime copies.)
 //!
 //! # One runtime per process
 //!
@@ -278,15 +281,9 @@ unsafe extern "C" fn wait_fd(fd: c_int, events: c_int, timeout_ns: i64) -> c_int
 }
 
 unsafe extern "C" fn wait_fd_level(fd: c_int, events: c_int, timeout_ns: i64) -> c_int {
-    let mut p = [libc::pollfd {
-        fd,
-        events: events as i16,
-        revents: 0,
-    }];
-    match crate::sys::ppoll_raw(&mut p, 0) {
-        Ok(1) if p[0].revents & libc::POLLNVAL != 0 => return -libc::EBADF,
-        Ok(1) => return 0,
-        Ok(_) => {}
+    match crate::sys::ready_now(fd, events_interest(events)) {
+        Ok(true) => return 0,
+        Ok(false) => {}
         Err(e) => return io_errno(e),
     }
     hub::with(|h| h.revalidate_fd(fd));

@@ -60,20 +60,22 @@
 use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod pipes;
+mod reaper;
+
+use pipes::PipeFd;
+pub use pipes::{ChildStderr, ChildStdin, ChildStdout};
 pub use std::process::{ExitStatus, Output, Stdio};
 
-use crate::hub;
 use crate::os;
-use crate::sys::{syscall, Interest};
+use crate::sys::syscall;
 
 // ===== Command =====
 
@@ -259,145 +261,6 @@ impl From<std::process::Command> for Command {
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.inner.fmt(f)
-    }
-}
-
-// ===== pipes =====
-
-/// greenrt's end of a pipe to a child: non-blocking, and removed from the
-/// hub's poller before it is closed.
-///
-/// Like every fd greenrt waits on, it is registered with the poller of the
-/// hub whose greenlet waited; dropping it removes it from the dropping
-/// thread's poller only. So use and drop a pipe on one thread (moving it,
-/// or its `Child`, to another thread before any greenlet waited on it is
-/// fine).
-struct PipeFd(OwnedFd);
-
-impl PipeFd {
-    fn new(fd: OwnedFd) -> io::Result<PipeFd> {
-        os::set_nonblocking(fd.as_raw_fd(), true)?;
-        Ok(PipeFd(fd))
-    }
-
-    fn fd(&self) -> RawFd {
-        self.0.as_raw_fd()
-    }
-
-    fn read(&self, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
-        let fd = self.fd();
-        os::nonblocking_op(fd, Interest::READ, deadline, || os::raw_read(fd, buf))
-    }
-
-    fn write(&self, buf: &[u8], deadline: Option<Instant>) -> io::Result<usize> {
-        let fd = self.fd();
-        os::nonblocking_op(fd, Interest::WRITE, deadline, || os::raw_write(fd, buf))
-    }
-
-    /// Back to a plain blocking fd, for handing to another process.
-    fn into_blocking(self) -> OwnedFd {
-        let fd = self.fd();
-        os::forget_fd(fd);
-        // F_SETFL on an fd we own cannot fail for a reason we could act on.
-        let _ = os::set_nonblocking(fd, false);
-        let me = std::mem::ManuallyDrop::new(self);
-        // SAFETY: `me` is never dropped, so the OwnedFd is moved out once.
-        unsafe { std::ptr::read(&me.0) }
-    }
-}
-
-impl Drop for PipeFd {
-    fn drop(&mut self) {
-        os::forget_fd(self.fd());
-    }
-}
-
-macro_rules! pipe_type {
-    ($(#[$doc:meta])* $name:ident, $std:ty) => {
-        $(#[$doc])*
-        pub struct $name(PipeFd);
-
-        impl $name {
-            fn from_std(p: $std) -> io::Result<$name> {
-                Ok($name(PipeFd::new(OwnedFd::from(p))?))
-            }
-
-            /// The fd back as a plain (blocking) `OwnedFd`, no longer
-            /// known to the hub.
-            pub fn into_owned_fd(self) -> OwnedFd {
-                self.0.into_blocking()
-            }
-        }
-
-        impl AsRawFd for $name {
-            fn as_raw_fd(&self) -> RawFd {
-                self.0.fd()
-            }
-        }
-
-        impl AsFd for $name {
-            fn as_fd(&self) -> BorrowedFd<'_> {
-                self.0 .0.as_fd()
-            }
-        }
-
-        impl From<$name> for Stdio {
-            /// Hands the pipe to another child (`a | b`); the fd is made
-            /// blocking again first, since the other child will own it.
-            fn from(p: $name) -> Stdio {
-                Stdio::from(p.0.into_blocking())
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{} {{ fd: {} }}", stringify!($name), self.0.fd())
-            }
-        }
-    };
-}
-
-pipe_type!(
-    /// The child's stdin, writable cooperatively (`std::process::ChildStdin`;
-    /// gevent's `Popen.stdin`): a write parks the calling greenlet while the
-    /// pipe is full. Dropping it closes the pipe (the child sees end of
-    /// file).
-    ChildStdin,
-    std::process::ChildStdin
-);
-pipe_type!(
-    /// The child's stdout, readable cooperatively
-    /// (`std::process::ChildStdout`; gevent's `Popen.stdout`): a read parks
-    /// the calling greenlet until data or end of file is there.
-    ChildStdout,
-    std::process::ChildStdout
-);
-pipe_type!(
-    /// The child's stderr, readable cooperatively
-    /// (`std::process::ChildStderr`; gevent's `Popen.stderr`).
-    ChildStderr,
-    std::process::ChildStderr
-);
-
-impl Write for ChildStdin {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf, None)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for ChildStdout {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf, None)
-    }
-}
-
-impl Read for ChildStderr {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf, None)
     }
 }
 
@@ -745,149 +608,5 @@ impl fmt::Debug for Child {
             .field("stdout", &self.stdout)
             .field("stderr", &self.stderr)
             .finish()
-    }
-}
-
-// ===== the reaper =====
-
-/// Reaps dropped children in the background: one thread for the whole
-/// process, started when there is something to reap and gone when there
-/// is not.
-mod reaper {
-    use super::*;
-
-    /// Poll at least this often for children without a pidfd.
-    const NO_PIDFD_POLL_MS: libc::c_int = 50;
-
-    struct Reaper {
-        /// The fork generation this reaper belongs to: a child of a fork
-        /// starts its own (the parent's thread does not exist there, and
-        /// the parent's children are not the child's to reap).
-        generation: u64,
-        /// Wakes the thread when a child is added.
-        wake: OwnedFd,
-        state: Mutex<State>,
-    }
-
-    #[derive(Default)]
-    struct State {
-        children: Vec<(libc::pid_t, Option<OwnedFd>)>,
-        running: bool,
-    }
-
-    static REAPER: AtomicPtr<Reaper> = AtomicPtr::new(std::ptr::null_mut());
-
-    fn lock(r: &Reaper) -> MutexGuard<'_, State> {
-        r.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn get() -> io::Result<&'static Reaper> {
-        let generation = hub::fork_generation();
-        let p = REAPER.load(Ordering::Acquire);
-        // SAFETY: a non-null REAPER points at a leaked, never freed Reaper.
-        if let Some(r) = unsafe { p.as_ref() } {
-            if r.generation == generation {
-                return Ok(r);
-            }
-        }
-        let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
-        let new = Box::into_raw(Box::new(Reaper {
-            generation,
-            // SAFETY: eventfd returned a new fd that nothing else owns.
-            wake: unsafe { OwnedFd::from_raw_fd(fd) },
-            state: Mutex::new(State::default()),
-        }));
-        match REAPER.compare_exchange(p, new, Ordering::AcqRel, Ordering::Acquire) {
-            // The previous one (from before a fork) is leaked: its lock may
-            // be held by a thread that does not exist here.
-            // SAFETY: `new` is now published and never freed.
-            Ok(_) => Ok(unsafe { &*new }),
-            Err(winner) => {
-                // SAFETY: `new` was never published; `winner` is a leaked
-                // Reaper published by another thread.
-                unsafe {
-                    drop(Box::from_raw(new));
-                    Ok(&*winner)
-                }
-            }
-        }
-    }
-
-    /// Takes over reaping `pid`, which is our child and still running.
-    pub(super) fn adopt(pid: libc::pid_t) {
-        let r = match get() {
-            Ok(r) => r,
-            Err(e) => {
-                crate::config::log(
-                    crate::config::LogLevel::Error,
-                    format_args!("cannot reap dropped child {pid} (it stays a zombie once it exits): {e}"),
-                );
-                return;
-            }
-        };
-        // Never in a hub's poller: the reaper thread polls it itself.
-        let pidfd = os::pidfd_open(pid).ok().flatten();
-        let mut st = lock(r);
-        st.children.push((pid, pidfd));
-        if st.running {
-            drop(st);
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a live u64 to our eventfd.
-            unsafe { libc::write(r.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
-            return;
-        }
-        let started = std::thread::Builder::new()
-            .name("greenrt-reaper".into())
-            .spawn(move || {
-                crate::hub::mark_internal_thread();
-                run(r)
-            });
-        match started {
-            Ok(_) => st.running = true,
-            Err(e) => crate::config::log(
-                crate::config::LogLevel::Error,
-                format_args!("cannot start the child reaper thread (dropped children stay zombies): {e}"),
-            ),
-        }
-    }
-
-    fn run(r: &'static Reaper) {
-        let mut pollfds: Vec<libc::pollfd> = Vec::new();
-        loop {
-            let mut timeout = -1;
-            {
-                let mut st = lock(r);
-                // Reap whatever has exited; forget what is not ours (ECHILD).
-                st.children
-                    .retain(|(pid, _)| matches!(os::try_waitpid(*pid, 0), Ok(None)));
-                if st.children.is_empty() {
-                    st.running = false;
-                    return;
-                }
-                pollfds.clear();
-                pollfds.push(libc::pollfd {
-                    fd: r.wake.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-                for (_, fd) in &st.children {
-                    match fd {
-                        Some(fd) => pollfds.push(libc::pollfd {
-                            fd: fd.as_raw_fd(),
-                            events: libc::POLLIN,
-                            revents: 0,
-                        }),
-                        None => timeout = NO_PIDFD_POLL_MS,
-                    }
-                }
-            }
-            // The pidfds stay open while we poll: only this thread removes
-            // children (and so closes their fds).
-            let _ = syscall!(poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout));
-            let mut drained = 0u64;
-            // SAFETY: reads at most 8 bytes into a live u64 from our
-            // non-blocking eventfd.
-            unsafe { libc::read(r.wake.as_raw_fd(), (&mut drained as *mut u64).cast(), 8) };
-        }
     }
 }
