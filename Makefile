@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PREFIX ?= /usr/local
 
-.PHONY: all build preload dist deps demo test test-epoll test-poll lint bench install uninstall deb clean
+.PHONY: all build preload dist deps demo test test-epoll test-poll test-loom lint bench install uninstall deb clean
 
 # The shipped build (Cargo.toml's dist profile: LTO, no debug info).
 DIST_DIR = $(CURDIR)/target/dist
@@ -52,6 +52,7 @@ deb: dist
 ## backends. The install, package and README tests use the dist build.
 test: deps
 	$(MAKE) lint
+	$(MAKE) test-loom
 	$(MAKE) test-epoll
 	$(MAKE) test-poll
 
@@ -60,6 +61,12 @@ test-epoll: preload dist
 
 test-poll: preload dist
 	GREENRT_DIST_DIR=$(DIST_DIR) GREENRT_BACKEND=poll $(CARGO) test --workspace --exclude greenrt-benches
+
+## Model tests of the cross-thread protocols (loom-tests/): the hub's
+## mailbox and remote waker, thread-pool wakeups and shutdown, the signal
+## counters. A separate target dir: `--cfg loom` changes every build flag.
+test-loom:
+	RUSTFLAGS="--cfg loom" $(CARGO) test -p greenrt-loom --release --target-dir target/loom
 
 ## Formatting, clippy (every unsafe block documented), and the direction
 ## of imports (layers.toml, checked by scripts/check_layers.py).

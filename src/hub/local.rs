@@ -56,10 +56,10 @@ pub(crate) fn reset_after_fork() {
     if old_current != hub.root.id {
         let _ = FORKED_GREENLET.try_with(|f| f.set(old_current));
     }
-    hub.remote.closed.store(true, Ordering::Release);
+    hub.remote.close_after_fork();
     // The child's copy of the eventfd; the parent keeps its own.
-    crate::sys::fds::disown(hub.remote.waker.fd());
-    crate::sys::close_raw(hub.remote.waker.fd());
+    crate::sys::fds::disown(hub.remote.waker().fd());
+    crate::sys::close_raw(hub.remote.waker().fd());
     let old = std::mem::replace(&mut *hub.poller.borrow_mut(), Box::new(sys::poll::Poll::new()));
     drop(old); // closes the child's copy of the epoll fd
 }
@@ -86,8 +86,7 @@ impl Drop for HubOwner {
             // SAFETY: `p` came from Box::into_raw in `create` and is freed
             // exactly once, here; HUB no longer points at it.
             let hub = unsafe { Box::from_raw(p as *mut Hub) };
-            hub.remote.closed.store(true, Ordering::Release);
-            drop(hub);
+            drop(hub); // closes its mailbox (Hub's Drop)
         }
     }
 }

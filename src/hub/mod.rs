@@ -16,6 +16,7 @@
 
 mod fd_waiters;
 mod local;
+mod mailbox;
 mod observers;
 mod remote;
 mod scheduler;

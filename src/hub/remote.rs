@@ -2,10 +2,10 @@
 //! through an eventfd (like libev's async watcher), and the handles that
 //! post to it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::local::*;
+use super::mailbox::{Mailbox, OnceSend, Wake};
 use super::scheduler::*;
 use super::task::{WakeHandle, WakeReason};
 use crate::sys::waker::Waker;
@@ -17,41 +17,26 @@ pub(super) enum Message {
     Wake(u64),
 }
 
-/// The part of a hub other threads can touch.
-pub(super) struct Remote {
-    pub(super) queue: Mutex<Vec<Message>>,
-    pub(super) waker: Waker,
-    pub(super) closed: AtomicBool,
-    pub(super) next_token: AtomicU64,
-}
+/// The part of a hub other threads can touch: its mailbox, which pokes
+/// the hub's eventfd.
+pub(super) type Remote = Mailbox<Message, Waker>;
 
-impl Remote {
-    pub(super) fn post(&self, m: Message) -> Result<(), Message> {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if self.closed.load(Ordering::Acquire) {
-            return Err(m);
-        }
-        let was_empty = q.is_empty();
-        q.push(m);
-        drop(q);
-        if was_empty {
-            self.waker.wake();
-        }
-        Ok(())
+impl Wake for Waker {
+    fn wake(&self) {
+        Waker::wake(self);
     }
 }
 
 impl Hub {
     /// True while another thread could still post to this hub.
     pub(super) fn remote_can_wake(&self) -> bool {
-        Arc::strong_count(&self.remote) > 1 || !self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+        Arc::strong_count(&self.remote) > 1 || !self.remote.is_empty()
     }
 
     // ===== cross-thread =====
 
     pub(super) fn run_remote(&self) {
-        let msgs = std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        for m in msgs {
+        for m in self.remote.take() {
             match m {
                 Message::Spawn(f) => {
                     super::spawn_link(f);
@@ -75,14 +60,12 @@ impl Hub {
 
     /// A `Send` waker for the current greenlet's next park.
     pub(crate) fn remote_waker(&self) -> RemoteWaker {
-        let token = self.remote.next_token.fetch_add(1, Ordering::Relaxed);
+        let token = self.next_token.get();
+        self.next_token.set(token + 1);
         let task = self.current_task();
         let seq = task.seq.get();
         self.remote_waiters.borrow_mut().insert(token, WakeHandle { task, seq });
-        RemoteWaker {
-            remote: Some(self.remote.clone()),
-            token,
-        }
+        RemoteWaker(OnceSend::new(self.remote.clone(), Message::Wake(token)))
     }
 }
 
@@ -125,26 +108,11 @@ impl HubHandle {
 /// Wakes one parked greenlet from any thread. It wakes its greenlet when
 /// `wake` is called or, failing that, when it is dropped, so a worker that
 /// panics still releases its waiter.
-pub(crate) struct RemoteWaker {
-    pub(super) remote: Option<Arc<Remote>>,
-    pub(super) token: u64,
-}
+pub(crate) struct RemoteWaker(OnceSend<Message, Waker>);
 
 impl RemoteWaker {
     /// Wakes the greenlet (if it still waits for this).
-    pub(crate) fn wake(mut self) {
-        self.fire();
-    }
-
-    fn fire(&mut self) {
-        if let Some(r) = self.remote.take() {
-            let _ = r.post(Message::Wake(self.token));
-        }
-    }
-}
-
-impl Drop for RemoteWaker {
-    fn drop(&mut self) {
-        self.fire();
+    pub(crate) fn wake(self) {
+        self.0.send();
     }
 }

@@ -50,6 +50,8 @@ pub(crate) struct Hub {
     pub(super) signal_waiters: RefCell<Vec<WakeHandle>>,
     pub(super) remote: Arc<Remote>,
     pub(super) remote_waiters: RefCell<HashMap<u64, WakeHandle>>,
+    /// The token of the next remote waker (`remote_waiters`' key).
+    pub(super) next_token: Cell<u64>,
     pub(super) in_scheduler: Cell<bool>,
     pub(super) ticks: Cell<u64>,
     pub(super) switches: Cell<u64>,
@@ -69,12 +71,7 @@ impl Hub {
         poller.set_interest(waker.fd(), Interest::READ)?;
         let root = Rc::new(Task::new(next_id(), true, Location::caller(), 0));
         let current = Cell::new(Rc::as_ptr(&root));
-        let remote = Arc::new(Remote {
-            queue: Mutex::new(Vec::new()),
-            waker,
-            closed: AtomicBool::new(false),
-            next_token: AtomicU64::new(1),
-        });
+        let remote = Arc::new(Remote::new(waker));
         let shared = Arc::new(HubShared {
             switches: AtomicU64::new(0),
             running: AtomicU64::new(root.id),
@@ -101,6 +98,7 @@ impl Hub {
             signal_waiters: RefCell::new(Vec::new()),
             remote,
             remote_waiters: RefCell::new(HashMap::new()),
+            next_token: Cell::new(1),
             in_scheduler: Cell::new(false),
             ticks: Cell::new(0),
             switches: Cell::new(0),
@@ -441,10 +439,11 @@ impl Hub {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => self.signal_interrupt(),
             Err(e) => config::log(config::LogLevel::Error, format_args!("poller wait failed: {e}")),
         }
-        let waker_fd = self.remote.waker.fd();
+        let waker_fd = self.remote.waker().fd();
         for ev in &events {
             if ev.fd == waker_fd {
-                self.remote.waker.drain();
+                // Clear the wake before taking the messages (see mailbox.rs).
+                self.remote.waker().drain();
                 self.run_remote();
                 continue;
             }
@@ -456,8 +455,7 @@ impl Hub {
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        self.remote.closed.store(true, Ordering::Release);
         // Drop pending messages (and the handles they hold) now.
-        self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        drop(self.remote.close());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::remote::*;
@@ -40,7 +40,7 @@ impl HubShared {
     /// A handle to post work to this hub, while it is alive.
     pub(crate) fn handle(&self) -> Option<HubHandle> {
         let remote = self.remote.upgrade()?;
-        if remote.closed.load(Ordering::Acquire) {
+        if remote.is_closed() {
             return None;
         }
         Some(HubHandle { remote })

@@ -5,16 +5,33 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use libc::c_int;
 
 use super::disposition;
-use crate::sys::signo::NSIG;
+use super::pending::{Pending, SelfPipe};
 use crate::sys::syscall;
 
 /// Deliveries seen by the async-signal handler and not yet dispatched.
-pub(super) static PENDING: [AtomicU32; NSIG] = [const { AtomicU32::new(0) }; NSIG];
+pub(super) static PENDING: Pending = Pending::new();
+
+/// The self-pipe as [`Pending`] uses it: poked through [`WAKE_FD`] (the
+/// handler's side), drained through `read_fd` (the watcher's side; the
+/// handler never drains, and passes -1).
+pub(super) struct SignalPipe {
+    pub(super) read_fd: RawFd,
+}
+
+impl SelfPipe for SignalPipe {
+    fn poke(&self) {
+        poke();
+    }
+
+    fn drain(&self) {
+        drain(self.read_fd);
+    }
+}
 
 /// Write end of the self-pipe (-1 until the first handler is installed).
 pub(super) static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
@@ -25,10 +42,7 @@ extern "C" fn on_signal(signum: c_int, _info: *mut libc::siginfo_t, _ctx: *mut l
     // SAFETY: __errno_location returns this thread's errno slot, always
     // valid; saving and restoring it keeps the interrupted code's errno.
     let errno = unsafe { *libc::__errno_location() };
-    if let Some(p) = PENDING.get(signum as usize) {
-        p.fetch_add(1, Ordering::AcqRel);
-    }
-    poke();
+    PENDING.record(signum, &SignalPipe { read_fd: -1 });
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = errno };
 }
@@ -52,7 +66,7 @@ pub(super) fn poke() {
 }
 
 /// Empties the (non-blocking) read end of the self-pipe.
-pub(super) fn drain(fd: RawFd) {
+fn drain(fd: RawFd) {
     let mut buf = [0u8; 64];
     loop {
         // SAFETY: a raw read(2) into a valid local buffer of its length.

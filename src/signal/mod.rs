@@ -79,6 +79,7 @@
 
 mod delivery;
 mod disposition;
+mod pending;
 mod registry;
 mod watcher;
 
@@ -156,7 +157,7 @@ impl Handle {
             }
         }
         // Deliveries counted before the restore have no handler left.
-        PENDING[self.signum as usize].store(0, Ordering::Release);
+        PENDING.clear(self.signum);
         if reg.sigs.is_empty() {
             poke(); // the watcher wakes and exits
         }
@@ -197,7 +198,7 @@ where
         btree_map::Entry::Occupied(o) => o.into_mut(),
         btree_map::Entry::Vacant(v) => {
             let prev = install(signum)?;
-            PENDING[signum as usize].store(0, Ordering::Release);
+            PENDING.clear(signum);
             v.insert(SigState {
                 prev,
                 handlers: Vec::new(),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use libc::c_int;
 
-use super::delivery::{PENDING, WAKE_FD};
+use super::delivery::{SignalPipe, PENDING, WAKE_FD};
 use super::disposition;
 use super::watcher::{watch, WATCHER_NAME};
 use crate::hub::{self, HubShared};
@@ -194,21 +194,22 @@ impl Registry {
         self.watcher.as_ref().is_some_and(|w| w.gen == gen && w.pid == getpid())
     }
 
-    /// Takes the pending counters of every handled signal, with the
-    /// handlers to run for each.
-    pub(super) fn take_pending(&self) -> Vec<Due> {
-        let mut out = Vec::new();
-        for (&sig, st) in &self.sigs {
-            let times = PENDING[sig as usize].swap(0, Ordering::AcqRel);
-            if times > 0 {
-                out.push(Due {
+    /// Drains the self-pipe, then takes the pending counters of every
+    /// handled signal (in that order: see `pending.rs`), with the handlers
+    /// to run for each.
+    pub(super) fn take_pending(&self, read_fd: RawFd) -> Vec<Due> {
+        PENDING
+            .collect(&SignalPipe { read_fd }, self.sigs.keys().copied())
+            .into_iter()
+            .filter_map(|(sig, times)| {
+                let st = self.sigs.get(&sig)?;
+                Some(Due {
                     sig,
                     times,
                     handlers: st.handlers.iter().map(|e| (e.f.clone(), e.site)).collect(),
-                });
-            }
-        }
-        out
+                })
+            })
+            .collect()
     }
 }
 

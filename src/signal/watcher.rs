@@ -6,7 +6,7 @@ use std::sync::Once;
 
 use libc::c_int;
 
-use super::delivery::{drain, poke};
+use super::delivery::poke;
 use super::registry::{registry, Callback};
 use crate::config::{self, LogLevel};
 use crate::sys::signo::display;
@@ -41,9 +41,6 @@ impl Drop for WatchExit {
 pub(super) fn watch(gen: u64, read_fd: RawFd) {
     let _exit = WatchExit { gen, read_fd };
     loop {
-        // Drain before taking the counters: a signal that arrives after the
-        // drain leaves a byte that wakes the wait below.
-        drain(read_fd);
         let batch = {
             let mut reg = registry();
             if !reg.is_current(gen) {
@@ -53,7 +50,9 @@ pub(super) fn watch(gen: u64, read_fd: RawFd) {
                 reg.clear_watcher(); // decided under the lock `handler` takes
                 return;
             }
-            reg.take_pending()
+            // Drains the pipe before taking the counters: a signal that
+            // arrives after the drain leaves a byte that wakes the wait below.
+            reg.take_pending(read_fd)
         };
         for due in batch {
             for _ in 0..due.times {

@@ -54,15 +54,19 @@
 //! worker thread and the source location, which is what a reader of the
 //! log needs.
 
+mod crew;
+
 use std::cell::RefCell;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal};
+
+use crew::{Crew, Next};
 
 use crate::config;
 use crate::hub::deliver;
@@ -278,22 +282,6 @@ impl<R> fmt::Debug for ThreadResult<R> {
 /// Runs the closure, stores its outcome, returns the waiters to wake.
 type Job = Box<dyn FnOnce() -> Wakeups + Send>;
 
-/// Worker bookkeeping, guarded by one mutex.
-#[derive(Default)]
-struct Workers {
-    /// Live worker threads.
-    threads: usize,
-    /// Jobs submitted and not finished (queued or running).
-    pending: usize,
-    /// Workers waiting on the condvar that no submitter has claimed yet.
-    idle: usize,
-    /// Wakeups a submitter has sent and no worker has consumed yet (a
-    /// submitter that claims an idle worker moves it from `idle` here).
-    wakeups: usize,
-    /// The last handle is gone: drain the queue, then exit.
-    shutdown: bool,
-}
-
 struct Inner {
     // Jobs come only from outside the pool (greenlets on hub threads) and
     // never spawn sub-jobs, so per-worker Worker/Stealer deques would
@@ -302,9 +290,7 @@ struct Inner {
     // blocking calls of unknown length and a batch held by one blocked
     // worker would wait while its siblings sit idle.
     injector: Injector<Job>,
-    workers: Mutex<Workers>,
-    cv: Condvar,
-    max_threads: usize,
+    crew: Crew,
     idle_timeout: Duration,
 }
 
@@ -329,24 +315,9 @@ impl Inner {
     /// Queues a job and makes sure a worker will take it.
     fn submit(self: &Arc<Self>, job: Job) {
         self.injector.push(job);
-        let mut w = lock(&self.workers);
-        w.pending += 1;
-        if w.idle > 0 {
-            w.idle -= 1;
-            w.wakeups += 1;
-            self.cv.notify_one();
+        if !self.crew.submitted() {
             return;
         }
-        // With no idle worker, every worker runs a job or is between jobs
-        // (it looks at the queue before it sleeps). As many workers as
-        // jobs means one of them will take this job: a greenlet that
-        // submits again right after its last result came back reuses that
-        // worker instead of starting another.
-        if w.pending <= w.threads || w.threads >= self.max_threads {
-            return;
-        }
-        w.threads += 1;
-        drop(w);
         let me = self.clone();
         let started = thread::Builder::new()
             .name(WORKER_NAME.to_string())
@@ -356,16 +327,8 @@ impl Inner {
                 config::LogLevel::Error,
                 format_args!("cannot start a thread-pool worker: {e}"),
             );
-            let mut w = lock(&self.workers);
-            w.threads -= 1;
-            if w.threads == 0 {
-                // Nobody would ever run the queued jobs: drop them, which
-                // completes each with ThreadError::NotRun.
-                while let Some(j) = self.pop() {
-                    w.pending -= 1;
-                    drop(j);
-                }
-            }
+            // Dropping a job completes it with ThreadError::NotRun.
+            self.crew.start_failed(|| self.pop().map(drop).is_some());
         }
     }
 
@@ -380,37 +343,13 @@ impl Inner {
                 let wake = panic::catch_unwind(AssertUnwindSafe(job)).unwrap_or_default();
                 // Count ourselves free before the waiter can run and submit
                 // its next job, so that job finds us instead of a new thread.
-                lock(&self.workers).pending -= 1;
+                self.crew.job_done();
                 for (_, w) in wake {
                     w.wake();
                 }
             }
-            let mut w = lock(&self.workers);
-            loop {
-                if !self.injector.is_empty() {
-                    break;
-                }
-                if w.shutdown {
-                    w.threads -= 1;
-                    return;
-                }
-                w.idle += 1;
-                let (guard, res) = self
-                    .cv
-                    .wait_timeout(w, self.idle_timeout)
-                    .unwrap_or_else(|e| e.into_inner());
-                w = guard;
-                if w.wakeups > 0 {
-                    // Claimed by a submitter, which already took us out of
-                    // `idle`.
-                    w.wakeups -= 1;
-                    break;
-                }
-                w.idle -= 1;
-                if res.timed_out() && self.injector.is_empty() {
-                    w.threads -= 1;
-                    return;
-                }
+            if self.crew.next(|| self.injector.is_empty(), self.idle_timeout) == Next::Exit {
+                return;
             }
         }
     }
@@ -423,9 +362,7 @@ struct Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        let mut w = lock(&self.inner.workers);
-        w.shutdown = true;
-        self.inner.cv.notify_all();
+        self.inner.crew.shut_down();
     }
 }
 
@@ -465,9 +402,7 @@ impl ThreadPool {
             owner: Arc::new(Owner {
                 inner: Arc::new(Inner {
                     injector: Injector::new(),
-                    workers: Mutex::new(Workers::default()),
-                    cv: Condvar::new(),
-                    max_threads,
+                    crew: Crew::new(max_threads),
                     idle_timeout: idle,
                 }),
             }),
@@ -480,13 +415,13 @@ impl ThreadPool {
 
     /// The most threads the pool runs at once (gevent's `maxsize`).
     pub fn max_threads(&self) -> usize {
-        self.inner().max_threads
+        self.inner().crew.max_threads()
     }
 
     /// Worker threads alive now (gevent's `size`): 0 until the first job,
     /// and again once every worker has been idle for the idle timeout.
     pub fn threads(&self) -> usize {
-        lock(&self.inner().workers).threads
+        self.inner().crew.threads()
     }
 
     /// Queues `f` to run on a worker and returns at once with a handle to
