@@ -127,16 +127,21 @@ fn hub_receives(mb: &Mailbox<u32, Flag>, want: usize) -> Vec<u32> {
     got
 }
 
+/// `n` threads, each posting its index once.
+fn spawn_posters(mb: &Arc<Mailbox<u32, Flag>>, n: u32) -> Vec<thread::JoinHandle<()>> {
+    (0..n)
+        .map(|i| {
+            let mb = mb.clone();
+            thread::spawn(move || mb.post(i).unwrap())
+        })
+        .collect()
+}
+
 #[test]
 fn mailbox_wakes_the_hub_for_every_message() {
     model(|| {
         let mb = Arc::new(Mailbox::new(Flag::default()));
-        let posters: Vec<_> = (0..2)
-            .map(|i| {
-                let mb = mb.clone();
-                thread::spawn(move || mb.post(i).unwrap())
-            })
-            .collect();
+        let posters = spawn_posters(&mb, 2);
         let mut got = hub_receives(&mb, 2);
         for p in posters {
             p.join().unwrap();
@@ -151,12 +156,7 @@ fn mailbox_wakes_the_hub_for_every_message() {
 fn mailbox_take_before_clear_is_caught() {
     expect_caught("mailbox_take_before_clear_is_caught", || {
         let mb = Arc::new(Mailbox::new(Flag::default()));
-        let posters: Vec<_> = (0..2)
-            .map(|i| {
-                let mb = mb.clone();
-                thread::spawn(move || mb.post(i).unwrap())
-            })
-            .collect();
+        let posters = spawn_posters(&mb, 2);
         let mut got = 0;
         while got < 2 {
             mb.waker().wait();

@@ -1,5 +1,9 @@
 //! The native resolver, asynchronous DNS on the hub: see
 //! [`NativeResolver`].
+//!
+//! One concept at ~700 lines (plus tests): the resolver's query loop over
+//! servers, attempts, UDP and TCP, and the judgement of each reply; the
+//! wire format is in `wire.rs`, the hosts file in `hosts.rs`.
 
 use std::fmt;
 use std::io;

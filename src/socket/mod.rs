@@ -14,6 +14,10 @@
 //! what std on Linux returns when `SO_RCVTIMEO`/`SO_SNDTIMEO` expires. In
 //! non-blocking mode the `EAGAIN` is returned at once. Kill and Timeout
 //! unwind out of the wait.
+//!
+//! One concept at ~700 lines: every socket operation is a thin shell over
+//! the same cooperative loop and the same owned state, and splitting the
+//! operations by kind would scatter what each must keep true.
 
 mod addr;
 

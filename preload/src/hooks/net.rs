@@ -3,6 +3,10 @@
 //! `sendmsg`, `sendmmsg`, `setsockopt` (timeouts), `__recv_chk` and
 //! `__recvfrom_chk`.
 //!
+//! One family at ~730 lines: fourteen libc entry points that share the
+//! socket rules (flags that never block, `MSG_WAITALL`, timeouts, partial
+//! sends); the machinery they run on is in `coop.rs`.
+//!
 //! They follow the pattern of `coop.rs` (see its docs for the rules kept): the
 //! call is made with `MSG_DONTWAIT` and the greenlet parks on `EAGAIN`;
 //! calls that never block pass straight through (`MSG_DONTWAIT`, `MSG_OOB`

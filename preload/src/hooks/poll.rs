@@ -2,6 +2,9 @@
 //! `pselect`, `epoll_wait`, `epoll_pwait`, and the fortified `__poll_chk`
 //! and `__ppoll_chk`.
 //!
+//! One family at ~780 lines (plus tests): nine entry points that share one
+//! wait loop, one temporary epoll set and one signal-mask rule.
+//!
 //! # The cooperative path
 //!
 //! Where the calling greenlet should cooperate (DESIGN rule 1), a wait with
