@@ -51,6 +51,16 @@ static void *join_self(void *arg) {
     return (void *)(intptr_t)(r == -1 && errno == EDEADLK);
 }
 
+/* Kills itself: greenrt_kill returns 0 at once (nothing unwinds through
+ * C), the greenlet is killed from then on, and it ends by returning. */
+static void *kill_self(void *arg) {
+    (void)arg;
+    if (greenrt_killed()) return (void *)0;
+    int r = greenrt_kill(greenrt_current(), -1);
+    int ok = r == 0 && greenrt_killed() && greenrt_sleep_ms(10000) == -1 && errno == EINTR;
+    return (void *)(intptr_t)ok;
+}
+
 static int pipe_fds[2];
 
 static void *write_later(void *arg) {
@@ -185,6 +195,15 @@ int main(void) {
     CHECK(interrupted == 0);
     CHECK(greenrt_join(k, 1000, NULL) == 0);
     CHECK(interrupted == 2);
+
+    /* Killing oneself. */
+    greenrt_t ks = greenrt_spawn(kill_self, NULL);
+    void *ksres = NULL;
+    t0 = now_ms();
+    CHECK(greenrt_join(ks, -1, &ksres) == 0);
+    CHECK((intptr_t)ksres == 1);
+    CHECK(now_ms() - t0 < 5000);
+    printf("kill self: 0, then killed\n");
 
     /* Joining oneself. */
     greenrt_t self = greenrt_spawn(join_self, NULL);

@@ -87,7 +87,9 @@ int greenrt_join(greenrt_t g, long timeout_ms, void **result);
 /* Kills greenlet g (see "Kill" above) and waits at most timeout_ms for it to
  * finish (negative: without limit; 0: do not wait). The handle stays valid
  * until joined; the join gives g's return value, or fails with ECANCELED if
- * g was killed before it started.
+ * g was killed before it started. Killing the caller itself
+ * (greenrt_current()) returns 0 at once without waiting: the caller is now
+ * killed, as above, and ends by returning.
  * Returns 0, or -1 with errno: ETIMEDOUT (not finished yet), ESRCH. */
 int greenrt_kill(greenrt_t g, long timeout_ms);
 

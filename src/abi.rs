@@ -456,6 +456,14 @@ unsafe extern "C" fn kill(id: u64, timeout_ns: i64) -> c_int {
     let Some(g) = HANDLES.with(|h| h.borrow().get(&id).cloned()) else {
         return -libc::ESRCH;
     };
+    if id == hub::with(|h| h.current_id()) {
+        // The caller itself: nothing may unwind through C frames, so the
+        // kill stays pending (`killed()` is 1, every later blocking call
+        // fails with EINTR) and the greenlet ends by returning. It cannot
+        // wait for its own end.
+        keep_kill_pending();
+        return 0;
+    }
     g.kill_async();
     if timeout_ns == 0 {
         return 0;

@@ -208,12 +208,7 @@ fn start_with(max_blocking: Duration, replace: bool) -> io::Result<()> {
     });
     let stop = Arc::new(StopSignal::default());
     let s2 = stop.clone();
-    let thread = std::thread::Builder::new()
-        .name("greenrt-monitor".into())
-        .spawn(move || {
-            crate::hub::mark_internal_thread();
-            run(&s2, max_blocking)
-        })?;
+    let thread = crate::hub::spawn_internal_thread("greenrt-monitor", move || run(&s2, max_blocking))?;
     *g = Some(Running {
         stop,
         thread,

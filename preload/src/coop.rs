@@ -219,6 +219,15 @@ pub(crate) fn park(fd: c_int, dir: Dir, deadline: Option<Instant>, level: bool) 
     }
 }
 
+/// Sleeps `ns` nanoseconds on the hub (other greenlets run meanwhile):
+/// for waits the kernel offers no readiness event for. False if the
+/// greenlet was killed.
+pub(crate) fn pause(ns: i64) -> bool {
+    // SAFETY: a runtime entry point; a null `remaining_ns`.
+    let r = hook::unguarded(|| unsafe { (rt().sleep_ns)(ns, std::ptr::null_mut()) });
+    r == 0
+}
+
 /// A position in an iovec array the kernel has already accepted (so its
 /// entries are readable): where a partial transfer goes on.
 pub(crate) struct Cursor {
@@ -370,6 +379,15 @@ pub(crate) fn transfer(
             }
         }
     }
+}
+
+/// The total length of `iov[..cnt]`.
+///
+/// # Safety
+/// The kernel has accepted the array (its entries are readable).
+pub(crate) unsafe fn iov_total(iov: *const iovec, cnt: usize) -> usize {
+    // SAFETY: see above.
+    (0..cnt).map(|i| unsafe { (*iov.add(i)).iov_len }).sum()
 }
 
 /// A msghdr of ours over `iov[..cnt]` (no address, no ancillary data).

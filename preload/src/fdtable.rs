@@ -79,6 +79,12 @@ const KIND_MASK: u32 = 0x7;
 const USER_NB: u32 = 1 << 3;
 const SHARED: u32 = 1 << 4;
 const NO_NOWAIT: u32 = 1 << 5;
+/// A call of ours is setting `O_NONBLOCK` for the first temporary user,
+/// or clearing it after the last: others wait for it to finish.
+const TEMP_BUSY: u32 = 1 << 6;
+/// The program's own `O_NONBLOCK` was set when the first temporary user
+/// came in: the last one out leaves it set.
+const TEMP_ORIG_NB: u32 = 1 << 7;
 const TEMP_SHIFT: u32 = 8;
 const TEMP_ONE: u32 = 1 << TEMP_SHIFT;
 const TEMP_MASK: u32 = 0xff << TEMP_SHIFT;
@@ -149,6 +155,11 @@ impl FdState {
     }
 }
 
+/// The major number of the memory character devices (`/dev/null`,
+/// `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`, `/dev/mem`,
+/// ...; devices.txt).
+const MEM_MAJOR: u32 = 1;
+
 /// The kind `fstat` reports for `fd`, and its `O_NONBLOCK` flag; `None` if
 /// the fd is not open (or not inspectable).
 pub fn classify(fd: c_int) -> Option<(Kind, bool)> {
@@ -161,6 +172,10 @@ pub fn classify(fd: c_int) -> Option<(Kind, bool)> {
     let kind = match st.st_mode & libc::S_IFMT {
         libc::S_IFSOCK => Kind::Socket,
         libc::S_IFIFO => Kind::Pipe,
+        // The memory devices (null, zero, full, random, urandom, ...) never
+        // block: a read of them "without waiting" may come back short where
+        // the blocking read fills the buffer, so they pass through.
+        libc::S_IFCHR if libc::major(st.st_rdev) == MEM_MAJOR => Kind::Passthrough,
         libc::S_IFCHR => Kind::CharDev,
         libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK | libc::S_IFLNK => Kind::Passthrough,
         _ => Kind::Other,
@@ -266,7 +281,7 @@ pub fn duplicated(old: c_int, new: c_int) {
             let b = if b & KIND_MASK == 0 {
                 0
             } else {
-                (b & !TEMP_MASK) | SHARED
+                (b & !(TEMP_MASK | TEMP_BUSY | TEMP_ORIG_NB)) | SHARED
             };
             ne.rcvtimeo
                 .store(oe.rcvtimeo.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -421,56 +436,166 @@ pub fn visible_flags(fd: c_int, kernel: c_int) -> c_int {
 }
 
 /// Sets `O_NONBLOCK` on `fd` for the duration of one call of ours; the
-/// guard restores the program's flag when dropped (when the last such
-/// call on the fd ends). Returns `None` if the flags could not be changed.
+/// guard restores the program's flag when dropped. Returns `None` if the
+/// flags could not be changed (the caller makes the real blocking call).
+///
+/// Several threads may be inside such a call on one open file at once (a
+/// pool of threads blocked in `accept` on one listener). The flag must
+/// end exactly as the program left it, so the callers are counted in the
+/// fd's entry: the **first** one in reads the flags, remembers whether the
+/// program's `O_NONBLOCK` was set, and sets it; the **last** one out
+/// restores it from that memory (never from what `F_GETFL` says then,
+/// which includes our own flag). While the first one sets up or the last
+/// one restores (`TEMP_BUSY`, two syscalls), others wait by yielding; a
+/// caller that waits too long (the busy one is the code it interrupted,
+/// as in a signal handler) gives up and makes the real call.
 pub fn temp_nonblock(fd: c_int) -> Option<TempNonblock> {
-    let e = entry(fd);
-    if let Some(e) = e {
-        let prev = e.state.fetch_add(TEMP_ONE, Ordering::Relaxed);
-        if prev & TEMP_MASK == TEMP_MASK {
-            // Counter full (255 calls in flight on one fd): undo.
-            e.state.fetch_sub(TEMP_ONE, Ordering::Relaxed);
+    let Some(e) = entry(fd) else {
+        return temp_nonblock_untracked(fd);
+    };
+    for _ in 0..TEMP_SPINS {
+        let s = e.state.load(Ordering::Acquire);
+        if s & TEMP_BUSY != 0 {
+            std::thread::yield_now();
+            continue;
+        }
+        let count = s & TEMP_MASK;
+        if count == TEMP_MASK {
+            return None; // 255 calls in flight on one fd
+        }
+        if count != 0 {
+            // Set up already: join.
+            if e.state
+                .compare_exchange_weak(s, s + TEMP_ONE, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(TempNonblock {
+                    fd,
+                    tracked: true,
+                    flags: 0,
+                });
+            }
+            continue;
+        }
+        if e.state
+            .compare_exchange_weak(s, (s + TEMP_ONE) | TEMP_BUSY, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            continue;
+        }
+        // SAFETY: F_GETFL takes no argument.
+        let fl = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
+        if fl < 0 {
+            update(e, |s| (s & !TEMP_BUSY) - TEMP_ONE);
             return None;
         }
+        let orig_nb = fl & libc::O_NONBLOCK != 0;
+        if !orig_nb {
+            // SAFETY: F_SETFL with an int argument.
+            unsafe { real::fcntl(fd, libc::F_SETFL, (fl | libc::O_NONBLOCK) as libc::c_long) };
+        }
+        update(e, |s| {
+            (s & !(TEMP_BUSY | TEMP_ORIG_NB)) | if orig_nb { TEMP_ORIG_NB } else { 0 }
+        });
+        return Some(TempNonblock {
+            fd,
+            tracked: true,
+            flags: 0,
+        });
     }
+    None
+}
+
+/// How many times a temporary user yields to a busy one before it gives
+/// up (see [`temp_nonblock`]).
+const TEMP_SPINS: u32 = 10_000;
+
+/// Applies `f` to an entry's state atomically.
+fn update(e: &Entry, f: impl Fn(u32) -> u32) {
+    let _ = e
+        .state
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| Some(f(s)));
+}
+
+/// [`temp_nonblock`] for an fd beyond the table: no count to share, so
+/// the flag is restored when this call's own view says it was clear.
+fn temp_nonblock_untracked(fd: c_int) -> Option<TempNonblock> {
     // SAFETY: F_GETFL takes no argument.
     let fl = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
     if fl < 0 {
-        if let Some(e) = e {
-            e.state.fetch_sub(TEMP_ONE, Ordering::Relaxed);
-        }
         return None;
     }
     if fl & libc::O_NONBLOCK == 0 {
         // SAFETY: F_SETFL with an int argument.
         unsafe { real::fcntl(fd, libc::F_SETFL, (fl | libc::O_NONBLOCK) as libc::c_long) };
     }
-    Some(TempNonblock { fd, flags: fl })
+    Some(TempNonblock {
+        fd,
+        tracked: false,
+        flags: fl,
+    })
 }
 
 /// Restores the program's `O_NONBLOCK` when dropped (see
 /// [`temp_nonblock`]).
 pub struct TempNonblock {
     fd: c_int,
+    /// Counted in the fd's entry (else `flags` says what to restore).
+    tracked: bool,
     flags: c_int,
+}
+
+/// Clears `O_NONBLOCK` on `fd` (errno kept).
+fn clear_nonblock(fd: c_int) {
+    let saved = crate::errno::errno();
+    // SAFETY: F_GETFL/F_SETFL on the fd we changed; errno restored.
+    unsafe {
+        let now = real::fcntl(fd, libc::F_GETFL, 0);
+        if now >= 0 && now & libc::O_NONBLOCK != 0 {
+            real::fcntl(fd, libc::F_SETFL, (now & !libc::O_NONBLOCK) as libc::c_long);
+        }
+    }
+    crate::errno::set_errno(saved);
 }
 
 impl Drop for TempNonblock {
     fn drop(&mut self) {
-        let last = match entry(self.fd) {
-            Some(e) => e.state.fetch_sub(TEMP_ONE, Ordering::Relaxed) & TEMP_MASK == TEMP_ONE,
-            None => true,
-        };
-        if last && self.flags & libc::O_NONBLOCK == 0 {
-            let saved = crate::errno::errno();
-            // SAFETY: F_GETFL/F_SETFL on the fd we changed; errno restored.
-            unsafe {
-                let now = real::fcntl(self.fd, libc::F_GETFL, 0);
-                if now >= 0 && now & libc::O_NONBLOCK != 0 {
-                    real::fcntl(self.fd, libc::F_SETFL, (now & !libc::O_NONBLOCK) as libc::c_long);
+        let e = match entry(self.fd) {
+            Some(e) if self.tracked => e,
+            _ => {
+                if self.flags & libc::O_NONBLOCK == 0 {
+                    clear_nonblock(self.fd);
                 }
+                return;
             }
-            crate::errno::set_errno(saved);
+        };
+        loop {
+            let s = e.state.load(Ordering::Acquire);
+            if s & TEMP_BUSY != 0 {
+                std::thread::yield_now();
+                continue;
+            }
+            if s & TEMP_MASK > TEMP_ONE {
+                if e.state
+                    .compare_exchange_weak(s, s - TEMP_ONE, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return;
+                }
+                continue;
+            }
+            // The last one out: restore while still counted (newcomers wait).
+            if e.state
+                .compare_exchange_weak(s, s | TEMP_BUSY, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            if s & TEMP_ORIG_NB == 0 {
+                clear_nonblock(self.fd);
+            }
+            update(e, |s| (s & !(TEMP_BUSY | TEMP_ORIG_NB)) - TEMP_ONE);
+            return;
         }
     }
 }
@@ -556,6 +681,42 @@ mod tests {
         unsafe { real::fcntl(d, libc::F_SETFL, libc::O_NONBLOCK as libc::c_long) };
         assert!(user_nonblock_now(p[0], &get(p[0]).unwrap()));
         close(d);
+        close(p[0]);
+        close(p[1]);
+    }
+
+    #[test]
+    fn overlapping_temp_nonblock_ends_as_the_program_left_it() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let p = pipe();
+        created(p[0], Kind::Pipe, false);
+        let flags = || {
+            // SAFETY: F_GETFL.
+            (unsafe { real::fcntl(p[0], libc::F_GETFL, 0) }) & libc::O_NONBLOCK
+        };
+        // Two overlapping users, the first out first: the flag stays until
+        // the second is out, then it is clear again.
+        let a = temp_nonblock(p[0]).unwrap();
+        let b = temp_nonblock(p[0]).unwrap();
+        drop(a);
+        assert_ne!(flags(), 0);
+        drop(b);
+        assert_eq!(flags(), 0);
+        // The program's own O_NONBLOCK survives overlapping users.
+        // SAFETY: F_SETFL with an int argument.
+        unsafe { real::fcntl(p[0], libc::F_SETFL, libc::O_NONBLOCK as libc::c_long) };
+        let a = temp_nonblock(p[0]).unwrap();
+        let b = temp_nonblock(p[0]).unwrap();
+        drop(b);
+        drop(a);
+        assert_ne!(flags(), 0);
+        // And a later user after it was cleared sets it up afresh.
+        // SAFETY: F_SETFL with an int argument.
+        unsafe { real::fcntl(p[0], libc::F_SETFL, 0 as libc::c_long) };
+        let c = temp_nonblock(p[0]).unwrap();
+        assert_ne!(flags(), 0);
+        drop(c);
+        assert_eq!(flags(), 0);
         close(p[0]);
         close(p[1]);
     }

@@ -12,6 +12,8 @@
 //!
 //! - [`errno`]: errno and raw stderr writes;
 //! - [`real`]: the real libc functions behind the hooks (symbol slots);
+//! - [`user_mem`]: the program's memory, read and written with the
+//!   kernel's EFAULT rule;
 //! - [`config`]: `GREENRT_HOOKS` and friends;
 //! - [`fdtable`]: what the hooks know about each fd;
 //! - [`runtime`]: which runtime copy serves the hooks;
@@ -30,6 +32,7 @@ pub mod hook;
 pub mod hooks;
 pub mod real;
 pub mod runtime;
+pub mod user_mem;
 pub mod wait;
 
 pub use greenrt;

@@ -66,6 +66,7 @@ impl Hub {
 
     /// Parks the current greenlet until `fd` is ready for `interest`.
     pub(crate) fn wait_fd(&self, fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::Result<FdWait> {
+        self.run_deferred_forgets();
         let h = {
             let task = self.current_task();
             let seq = task.seq.get();
@@ -124,7 +125,21 @@ impl Hub {
 
     /// Wakes every greenlet waiting on `fd` with "closed" and drops the fd
     /// from the poller; call before closing it.
+    ///
+    /// Reached from a signal handler that interrupted the hub while its
+    /// tables were in use (a program closing files in its handler while it
+    /// waits, as rsync does: the poller is in use for the whole wait),
+    /// nothing is borrowed and nothing allocated: the fd is noted in a
+    /// fixed list and forgotten at the hub's next safe point
+    /// ([`run_deferred_forgets`](Self::run_deferred_forgets)).
     pub(crate) fn forget_fd(&self, fd: RawFd) {
+        let free = self.fds.try_borrow_mut().is_ok()
+            && self.poller.try_borrow_mut().is_ok()
+            && self.ready.try_borrow_mut().is_ok();
+        if !free {
+            self.deferred_forgets.push(fd);
+            return;
+        }
         let w = self.fds.borrow_mut().remove(&fd);
         self.poller.borrow_mut().forget(fd);
         if let Some(w) = w {
@@ -132,5 +147,64 @@ impl Hub {
                 h.wake(WakeReason::Closed);
             }
         }
+    }
+
+    /// Forgets the fds whose [`forget_fd`](Self::forget_fd) had to wait;
+    /// called where none of the hub's tables is borrowed, and early: before
+    /// the scheduler resumes any greenlet and before any new fd wait, so
+    /// that a number closed in a handler and reused afterwards is never
+    /// mistaken for the old fd.
+    pub(super) fn run_deferred_forgets(&self) {
+        if self.deferred_forgets.len.get() == 0 {
+            return;
+        }
+        while let Some(fd) = self.deferred_forgets.pop() {
+            let w = self.fds.borrow_mut().remove(&fd);
+            self.poller.borrow_mut().forget(fd);
+            if let Some(w) = w {
+                for h in w.readers.into_iter().chain(w.writers) {
+                    h.wake(WakeReason::Closed);
+                }
+            }
+        }
+    }
+}
+
+/// The fds [`Hub::forget_fd`] noted instead of forgetting them at once: a
+/// fixed array, so noting one never allocates (it may run in a signal
+/// handler). Beyond its size an fd is not noted: its registration is
+/// repaired when the number is next waited on (`revalidate_fd`), and its
+/// waiters, if any, go on waiting, as a thread blocked on a closed fd
+/// does.
+pub(super) struct DeferredForgets {
+    fds: [std::cell::Cell<RawFd>; DEFERRED_FORGETS],
+    len: std::cell::Cell<usize>,
+}
+
+const DEFERRED_FORGETS: usize = 64;
+
+impl DeferredForgets {
+    pub(super) fn new() -> DeferredForgets {
+        DeferredForgets {
+            fds: [const { std::cell::Cell::new(-1) }; DEFERRED_FORGETS],
+            len: std::cell::Cell::new(0),
+        }
+    }
+
+    fn push(&self, fd: RawFd) {
+        let n = self.len.get();
+        if n < DEFERRED_FORGETS {
+            self.fds[n].set(fd);
+            self.len.set(n + 1);
+        }
+    }
+
+    fn pop(&self) -> Option<RawFd> {
+        let n = self.len.get();
+        if n == 0 {
+            return None;
+        }
+        self.len.set(n - 1);
+        Some(self.fds[n - 1].get())
     }
 }

@@ -186,8 +186,41 @@ thread_local! {
 }
 
 /// Marks the calling thread as one of the runtime's own.
-pub(crate) fn mark_internal_thread() {
+fn mark_internal_thread() {
     INTERNAL_THREAD.with(|f| f.set(true));
+}
+
+/// Starts one of the runtime's own threads (thread-pool worker, monitor,
+/// reaper): marked internal (it never gets a hub, and the hooks pass its
+/// calls straight through), and with **every signal blocked**, so a
+/// process-directed signal lands on one of the program's threads, exactly
+/// where it would without the runtime (a SIGCHLD read through a signalfd,
+/// a signal taken with sigtimedwait). The mask is blocked around the
+/// spawn itself, so the new thread starts blocked: no window in which a
+/// signal could reach it. A signal arriving at the caller meanwhile stays
+/// pending and is delivered when its mask comes back.
+pub(crate) fn spawn_internal_thread<F, T>(name: &str, f: F) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // SAFETY: all-zero is a valid sigset_t, filled in below.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: fills a local set; swaps this thread's mask for it, keeping
+    // the old one in a local (glibc leaves its own two signals unblocked).
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    let r = std::thread::Builder::new().name(name.into()).spawn(move || {
+        mark_internal_thread();
+        f()
+    });
+    // SAFETY: restores this thread's own mask from the local copy.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    r
 }
 
 /// True on the runtime's own threads (see [`mark_internal_thread`]).

@@ -45,6 +45,8 @@ pub(crate) struct Hub {
     pub(super) poller: RefCell<Box<dyn Poller>>,
     pub(super) events: RefCell<Vec<Event>>,
     pub(super) fds: RefCell<HashMap<RawFd, FdWaiters>>,
+    /// fds to forget at the next safe point (see `forget_fd`).
+    pub(super) deferred_forgets: DeferredForgets,
     pub(super) io_waiters: Cell<usize>,
     /// Tasks parked in a signal-interruptible wait (some may be stale).
     pub(super) signal_waiters: RefCell<Vec<WakeHandle>>,
@@ -94,6 +96,7 @@ impl Hub {
             poller: RefCell::new(poller),
             events: RefCell::new(Vec::with_capacity(256)),
             fds: RefCell::new(HashMap::new()),
+            deferred_forgets: DeferredForgets::new(),
             io_waiters: Cell::new(0),
             signal_waiters: RefCell::new(Vec::new()),
             remote,
@@ -285,6 +288,7 @@ impl Hub {
     /// Resumes one task until it parks, yields or finishes.
     #[inline(always)]
     fn run_task(&self, t: Rc<Task>) {
+        self.run_deferred_forgets();
         // SAFETY: a task's coroutine slot is touched only here, by
         // `start_coroutine` (which runs only from here, before the first
         // resume) and by `Task::drop`; a task is never resumed while it is
@@ -420,6 +424,7 @@ impl Hub {
     // ===== fds =====
 
     fn poll_io(&self, timeout: Option<Duration>) {
+        self.run_deferred_forgets();
         let mut events = std::mem::take(&mut *self.events.borrow_mut());
         events.clear();
         let blocking = timeout != Some(Duration::ZERO);
@@ -439,6 +444,8 @@ impl Hub {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => self.signal_interrupt(),
             Err(e) => config::log(config::LogLevel::Error, format_args!("poller wait failed: {e}")),
         }
+        // A signal handler may have closed fds during the wait.
+        self.run_deferred_forgets();
         let waker_fd = self.remote.waker().fd();
         for ev in &events {
             if ev.fd == waker_fd {

@@ -91,12 +91,7 @@ pub(super) fn adopt(pid: libc::pid_t) {
         unsafe { libc::write(r.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
         return;
     }
-    let started = std::thread::Builder::new()
-        .name("greenrt-reaper".into())
-        .spawn(move || {
-            crate::hub::mark_internal_thread();
-            run(r)
-        });
+    let started = hub::spawn_internal_thread("greenrt-reaper", move || run(r));
     match started {
         Ok(_) => st.running = true,
         Err(e) => crate::config::log(

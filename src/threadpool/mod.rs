@@ -61,7 +61,6 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal};
@@ -319,9 +318,7 @@ impl Inner {
             return;
         }
         let me = self.clone();
-        let started = thread::Builder::new()
-            .name(WORKER_NAME.to_string())
-            .spawn(move || me.work());
+        let started = crate::hub::spawn_internal_thread(WORKER_NAME, move || me.work());
         if let Err(e) = started {
             config::log(
                 config::LogLevel::Error,
@@ -335,7 +332,6 @@ impl Inner {
     /// A worker thread's body.
     fn work(&self) {
         IN_WORKER.with(|w| w.set(true));
-        crate::hub::mark_internal_thread();
         loop {
             while let Some(job) = self.pop() {
                 // Jobs catch their own panics; this only keeps the worker

@@ -14,8 +14,8 @@ use std::ffi::{c_int, c_long, c_ulong, c_void};
 use libc::{iovec, size_t, ssize_t};
 
 use crate::coop::{
-    coop_if, created_pair, hooked, iov_msghdr, park, socket_read_once, stale, tracking, transfer, Cursor, Dir, Until,
-    Waited,
+    self, coop_if, created_pair, hooked, iov_msghdr, park, socket_read_once, stale, tracking, transfer, Cursor, Dir,
+    Until, Waited,
 };
 use crate::errno::{errno, set_errno};
 use crate::fdtable::{self, FdState, Kind};
@@ -116,7 +116,14 @@ unsafe fn readv_coop(fd: c_int, st: FdState, iov: *const iovec, cnt: c_int) -> s
                 let mut m = iov_msghdr(iov, cnt);
                 // SAFETY: a msghdr of ours around the caller's iovecs,
                 // which the kernel validates.
-                unsafe { real::recvmsg(fd, &mut m, libc::MSG_DONTWAIT) }
+                let r = unsafe { real::recvmsg(fd, &mut m, libc::MSG_DONTWAIT) };
+                // A readv of zero bytes returns 0 at once (the socket layer
+                // answers before the protocol, which would wait for data).
+                // SAFETY: EAGAIN means the kernel accepted the iovecs.
+                if r < 0 && errno() == libc::EAGAIN && unsafe { coop::iov_total(iov, cnt as usize) } == 0 {
+                    return 0;
+                }
+                r
             },
             // SAFETY: the caller's arguments.
             || unsafe { real::readv(fd, iov, cnt) },

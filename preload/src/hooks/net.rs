@@ -76,6 +76,107 @@ fn recv_until(fd: c_int, flags: c_int) -> Until {
     }
 }
 
+/// True when `fd`'s peer has shut down its side or the socket has an
+/// error: no more data will come, so a waiting receive ends with what is
+/// there (as the kernel's does). The runtime's own zero-timeout poll.
+fn peer_done(fd: c_int) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // Every variadic argument is passed full width: the kernel reads 64 bits.
+    // SAFETY: one pollfd of ours, a zero timeout, no signal mask.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_ppoll,
+            &mut p as *mut libc::pollfd,
+            1 as libc::c_ulong,
+            &zero as *const libc::timespec,
+            std::ptr::null::<libc::sigset_t>(),
+            0 as libc::c_ulong,
+        )
+    };
+    n == 1 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}
+
+/// `MSG_PEEK | MSG_WAITALL` on a stream socket, the kernel's way: peek the
+/// whole buffer again each time more data arrives (a peek never consumes,
+/// so continuing after a partial one would return the same bytes twice),
+/// until it is full, the peer shuts down or fails, or the timeout passes;
+/// then the bytes peeked so far (`-1` with the errno only if there are
+/// none).
+///
+/// `peek()` makes the call with `MSG_DONTWAIT`; `want()` is the buffer's
+/// size, asked only after the kernel accepted the buffer; `blocking()` is
+/// the real call, made where the poller refuses the fd.
+fn peek_all(
+    fd: c_int,
+    st: &FdState,
+    mut peek: impl FnMut() -> ssize_t,
+    want: impl Fn() -> usize,
+    blocking: impl Fn() -> ssize_t,
+) -> ssize_t {
+    let saved = errno();
+    let mut deadline = None;
+    let mut last = 0usize;
+    let mut pause_ns: i64 = 1_000_000;
+    loop {
+        let r = peek();
+        if r < 0 && errno() != libc::EAGAIN {
+            return r;
+        }
+        let got = r.max(0) as usize;
+        if r >= 0 && (r == 0 || got >= want() || peer_done(fd)) {
+            set_errno(saved);
+            return r;
+        }
+        if got == 0 && fdtable::user_nonblock_now(fd, st) {
+            set_errno(libc::EAGAIN);
+            return -1;
+        }
+        let end = |e: c_int| -> ssize_t {
+            if got > 0 {
+                set_errno(saved);
+                got as ssize_t
+            } else {
+                set_errno(e);
+                -1
+            }
+        };
+        let dl = *deadline.get_or_insert_with(|| coop::deadline_after(fdtable::timeout(fd, st, Timeo::Rcv)));
+        if got > 0 && got == last {
+            // Woken without new data (a level-triggered poller reports
+            // the data already peeked): wait a little instead of spinning.
+            if dl.is_some_and(|d| Instant::now() >= d) {
+                return end(libc::EAGAIN);
+            }
+            if !coop::pause(pause_ns) {
+                return end(libc::EINTR);
+            }
+            pause_ns = (pause_ns * 2).min(50_000_000);
+            continue;
+        }
+        last = got;
+        match park(fd, Dir::Read, dl, false) {
+            Waited::Ready => {}
+            Waited::Expired | Waited::Timeout => return end(libc::EAGAIN),
+            Waited::Closed => return end(libc::EBADF),
+            Waited::Killed => return end(libc::EINTR),
+            Waited::Refused => {
+                set_errno(saved);
+                return blocking();
+            }
+        }
+    }
+}
+
+/// True for a receive that peeks until its buffer is full.
+fn peeks_all(until: Until, flags: c_int) -> bool {
+    until == Until::All && flags & libc::MSG_PEEK != 0
+}
+
 /// A cooperative transfer of one buffer (`recvfrom`, `sendto`):
 /// `call(ptr, len, flags)` is the socket call, made with `MSG_DONTWAIT`
 /// added while cooperating, with `flags` as given for the blocking
@@ -211,87 +312,94 @@ pub unsafe fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags
     unsafe { accept_any(fd, addr, len, Some(flags)) }
 }
 
-/// The socket's pending error (`SO_ERROR`), or the getsockopt failure.
-fn so_error(fd: c_int) -> c_int {
-    sockopt_int(fd, libc::SO_ERROR).unwrap_or_else(|e| e)
-}
-
-/// Polls `fd` for writability without blocking (`timeout` 0) or blocking
-/// (`-1`); true if ready (or in error).
-fn poll_out(fd: c_int, timeout: c_int) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    // SAFETY: one pollfd.
-    let r = unsafe { real::poll(&mut p, 1, timeout) };
-    r > 0 && p.revents != 0
-}
-
-/// Cooperative connect: non-blocking for the call, then a wait for
-/// writability bounded by `SO_SNDTIMEO` (expired: `EINPROGRESS`, as the
-/// kernel's; a greenrt `Timeout`: `ETIMEDOUT`), then `SO_ERROR`.
+/// Cooperative `connect`: the call made non-blocking, then, while the
+/// connection is in progress, a park until the socket is writable and the
+/// same call again, which is how the kernel itself completes a connect in
+/// progress: `0` once connected (and the socket is marked connected, so a
+/// later connect is `EISCONN`), the error once refused or unreachable
+/// (and the socket may connect again, as after a blocking failure), or
+/// `EALREADY` while still in progress (park again). Never `SO_ERROR`,
+/// which would consume the error and leave the socket "connecting".
+///
+/// # Safety
+/// The libc contract of `connect`.
 unsafe fn connect_coop(fd: c_int, st: FdState, addr: *const sockaddr, len: socklen_t) -> c_int {
     let saved = errno();
-    let Some(guard) = fdtable::temp_nonblock(fd) else {
+    // One non-blocking connect: `Ok(())` connected, `Err(errno)`.
+    let try_connect = || -> Result<(), c_int> {
+        let Some(guard) = fdtable::temp_nonblock(fd) else {
+            return Err(-1);
+        };
         // SAFETY: the caller's arguments.
-        return unsafe { real::connect(fd, addr, len) };
+        let r = unsafe { real::connect(fd, addr, len) };
+        let e = errno();
+        drop(guard);
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(e)
+        }
     };
     // SAFETY: the caller's arguments.
-    let r = unsafe { real::connect(fd, addr, len) };
-    let e = errno();
-    drop(guard);
-    if r == 0 {
-        set_errno(saved);
-        return 0;
-    }
-    if e == libc::ENOTSOCK {
-        fdtable::reclassify(fd);
-    }
-    if e != libc::EINPROGRESS {
-        if e == libc::EAGAIN {
+    let blocking = || unsafe { real::connect(fd, addr, len) };
+    let done = |r: Result<(), c_int>| -> c_int {
+        match r {
+            Ok(()) => {
+                set_errno(saved);
+                0
+            }
+            Err(e) => {
+                set_errno(e);
+                -1
+            }
+        }
+    };
+    match try_connect() {
+        Ok(()) => return done(Ok(())),
+        Err(-1) => {
+            set_errno(saved);
+            return blocking();
+        }
+        Err(libc::EINPROGRESS) => {}
+        Err(libc::EAGAIN) => {
             // A full AF_UNIX backlog: the blocking call waits for room,
             // which no readiness event announces; make it.
             set_errno(saved);
-            // SAFETY: the caller's arguments.
-            return unsafe { real::connect(fd, addr, len) };
+            return blocking();
         }
-        set_errno(e);
-        return -1;
+        Err(e) => {
+            if e == libc::ENOTSOCK {
+                fdtable::reclassify(fd);
+            }
+            return done(Err(e));
+        }
     }
     let deadline = coop::deadline_after(fdtable::timeout(fd, &st, Timeo::Snd));
     loop {
         let e = match park(fd, Dir::Write, deadline, false) {
-            Waited::Ready => {
-                if !poll_out(fd, 0) {
-                    continue;
+            Waited::Ready => match try_connect() {
+                // EISCONN: connected meanwhile, by this call's own connect.
+                Ok(()) | Err(libc::EISCONN) => return done(Ok(())),
+                Err(libc::EALREADY) => continue,
+                Err(-1) => {
+                    set_errno(saved);
+                    return blocking();
                 }
-                match so_error(fd) {
-                    0 => {
-                        set_errno(saved);
-                        return 0;
-                    }
-                    e => e,
-                }
-            }
+                Err(e) => e,
+            },
+            // The kernel's answer when SO_SNDTIMEO ends a blocking connect:
+            // still connecting.
             Waited::Expired => libc::EINPROGRESS,
             Waited::Timeout => libc::ETIMEDOUT,
             Waited::Closed => libc::EBADF,
             Waited::Killed => libc::EINTR,
             Waited::Refused => {
-                poll_out(fd, -1);
-                match so_error(fd) {
-                    0 => {
-                        set_errno(saved);
-                        return 0;
-                    }
-                    e => e,
-                }
+                // The blocking call completes the connect in progress.
+                set_errno(saved);
+                return blocking();
             }
         };
-        set_errno(e);
-        return -1;
+        return done(Err(e));
     }
 }
 
@@ -325,6 +433,16 @@ unsafe fn recvfrom_coop(
     let until = recv_until(fd, flags);
     // SAFETY: the caller's buffer (or what is left of it) and arguments.
     let call = |p, n, f| unsafe { real::recvfrom(fd, p, n, f, addr, alen) };
+    if peeks_all(until, flags) {
+        let r = peek_all(
+            fd,
+            &st,
+            || call(buf, n, flags | libc::MSG_DONTWAIT),
+            || n,
+            || call(buf, n, flags),
+        );
+        return stale(fd, r, || call(buf, n, flags));
+    }
     one_buffer(fd, &st, Dir::Read, until, buf, n, flags, call)
 }
 
@@ -405,13 +523,22 @@ pub unsafe fn recvfrom_chk(
 /// first).
 unsafe fn recvmsg_coop(fd: c_int, st: FdState, msg: *mut msghdr, flags: c_int) -> ssize_t {
     let until = recv_until(fd, flags);
-    // SAFETY: the caller's msghdr; the kernel validated it on success
-    // before the cursor reads it.
-    let (iov, cnt) = unsafe { ((*msg).msg_iov as *const iovec, (*msg).msg_iovlen) };
-    let mut cur = Cursor::new(iov, cnt);
-    let mut first = true;
     // SAFETY: the caller's arguments.
     let real_call = || unsafe { real::recvmsg(fd, msg, flags) };
+    if peeks_all(until, flags) {
+        // SAFETY: the caller's arguments.
+        let peek = || unsafe { real::recvmsg(fd, msg, flags | libc::MSG_DONTWAIT) };
+        // SAFETY: read only after the kernel accepted the msghdr and its
+        // iovecs (a peek returned data).
+        let want = || unsafe { coop::iov_total((*msg).msg_iov, (*msg).msg_iovlen) };
+        let r = peek_all(fd, &st, peek, want, real_call);
+        return stale(fd, r, real_call);
+    }
+    // The cursor starts empty and takes the caller's iovecs only after the
+    // kernel accepted the msghdr (the first successful call): a bad
+    // pointer is the kernel's EFAULT, never a fault here.
+    let mut cur = Cursor::new(std::ptr::null(), 0);
+    let mut first = true;
     let r = transfer(
         fd,
         &st,
@@ -425,6 +552,9 @@ unsafe fn recvmsg_coop(fd: c_int, st: FdState, msg: *mut msghdr, flags: c_int) -
                 let r = unsafe { real::recvmsg(fd, msg, flags | libc::MSG_DONTWAIT) };
                 if r > 0 {
                     first = false;
+                    // SAFETY: the kernel read this msghdr and its iovecs.
+                    let (iov, cnt) = unsafe { ((*msg).msg_iov as *const iovec, (*msg).msg_iovlen) };
+                    *c = Cursor::new(iov, cnt);
                 }
                 return r;
             }

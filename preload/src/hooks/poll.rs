@@ -95,6 +95,7 @@ use crate::errno::{errno, set_errno};
 use crate::hook;
 use crate::real;
 use crate::runtime::rt;
+use crate::user_mem;
 use crate::wait::{close_raw, interrupted, park_interruptibly, timespec_duration, Deadline};
 
 /// What a parked greenlet waits on.
@@ -247,12 +248,16 @@ fn wait_loop_inner(
     }
 }
 
-/// True if `mask` (null or not) leaves the thread's signal mask as it is,
-/// so that a `p*` call with it is the plain wait.
-unsafe fn mask_is_current(mask: *const sigset_t) -> bool {
+/// True if `mask` (null: none) is the calling thread's signal mask, so
+/// that a wait under it is the same as one under the current mask. False
+/// too for a mask the kernel cannot read (the real call says EFAULT).
+fn mask_is_current(mask: *const sigset_t) -> bool {
     if mask.is_null() {
         return true;
     }
+    let Ok(want) = user_mem::read(mask) else {
+        return false;
+    };
     // SAFETY: an all-zero sigset_t is a valid (empty) set.
     let mut cur: sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: reads the calling thread's mask into a local set.
@@ -261,8 +266,22 @@ unsafe fn mask_is_current(mask: *const sigset_t) -> bool {
     }
     (1..libc::SIGRTMAX() + 1)
         .filter(|&s| s != libc::SIGKILL && s != libc::SIGSTOP)
-        // SAFETY: both sets are valid; `s` is a valid signal number.
-        .all(|s| unsafe { libc::sigismember(mask, s) == libc::sigismember(&cur, s) })
+        // SAFETY: both sets are local and valid; `s` is a valid signal.
+        .all(|s| unsafe { libc::sigismember(&want, s) == libc::sigismember(&cur, s) })
+}
+
+/// The wait a `timespec` timeout asks for: `Some(None)` for none (null),
+/// `Some(Some(d))` for a non-zero `d`, `None` where the hook must make the
+/// real call instead (zero never parks; an invalid time or a bad pointer
+/// is the kernel's error).
+fn timeout_of(t: *const timespec) -> Option<Option<Duration>> {
+    if t.is_null() {
+        return Some(None);
+    }
+    match user_mem::read(t).ok().and_then(|ts| timespec_duration(&ts)) {
+        Some(d) if !d.is_zero() => Some(Some(d)),
+        _ => None,
+    }
 }
 
 // ===== poll =====
@@ -411,22 +430,17 @@ pub unsafe fn __poll_chk(fds: *mut pollfd, nfds: nfds_t, timeout: c_int, fdslen:
 unsafe fn ppoll_impl(fds: *mut pollfd, nfds: nfds_t, t: *const timespec, mask: *const sigset_t) -> c_int {
     // SAFETY: (both closures) the program's own arguments.
     let real = || unsafe { real::ppoll(fds, nfds, t, mask) };
-    let d = if t.is_null() {
-        None
-    } else {
-        // SAFETY: a non-null timeout the program passed; the real call
-        // would read it too.
-        match timespec_duration(unsafe { &*t }) {
-            Some(d) if !d.is_zero() => Some(d),
-            _ => return real(), // zero (never parks) or EINVAL
-        }
+    let coop = || {
+        // Zero (never parks), EINVAL, another signal mask or a bad
+        // pointer: the real call.
+        let d = match timeout_of(t) {
+            Some(d) if mask_is_current(mask) => d,
+            _ => return real(),
+        };
+        // SAFETY: forwarded contract.
+        unsafe { poll_coop(fds, nfds, Deadline::after(d)) }
     };
-    // SAFETY: `mask` is null or a valid set, per ppoll's contract.
-    if !unsafe { mask_is_current(mask) } {
-        return real();
-    }
-    // SAFETY: forwarded contract.
-    hook::route("ppoll", || unsafe { poll_coop(fds, nfds, Deadline::after(d)) }, real)
+    hook::route("ppoll", coop, real)
 }
 
 /// The `ppoll` hook.
@@ -473,30 +487,25 @@ struct SetCopy {
 }
 
 impl SetCopy {
-    /// Copies `nw` words of `set` (null: an absent set).
-    ///
-    /// # Safety
-    /// `set` is null or valid for `nw` words.
-    unsafe fn take(set: *mut fd_set, nw: usize) -> SetCopy {
+    /// Copies `nw` words of `set` (null: an absent set); `Err` where the
+    /// kernel would answer `EFAULT` (`nw` is at most `SET_WORDS`).
+    fn take(set: *mut fd_set, nw: usize) -> Result<SetCopy, i32> {
         let mut c = SetCopy {
             ptr: set as *mut libc::c_ulong,
             words: [0; SET_WORDS],
         };
         if !set.is_null() {
-            // SAFETY: the caller guarantees `nw` readable words.
-            unsafe { std::ptr::copy_nonoverlapping(c.ptr, c.words.as_mut_ptr(), nw) };
+            user_mem::read_into(c.ptr, &mut c.words[..nw])?;
         }
-        c
+        Ok(c)
     }
 
     /// Puts the copy back into the program's set before a real call.
-    ///
-    /// # Safety
-    /// As for [`take`](Self::take).
-    unsafe fn restore(&self, nw: usize) {
+    fn restore(&self, nw: usize) {
         if !self.ptr.is_null() {
-            // SAFETY: the caller guarantees `nw` writable words.
-            unsafe { std::ptr::copy_nonoverlapping(self.words.as_ptr(), self.ptr, nw) };
+            // The set was readable at `take`; one the kernel cannot write
+            // shows up as the real call's EFAULT.
+            let _ = user_mem::write_from(self.ptr, &self.words[..nw]);
         }
     }
 
@@ -542,18 +551,19 @@ unsafe fn select_coop(
     deadline: Deadline,
 ) -> Result<c_int, ()> {
     let nw = (nfds as usize).div_ceil(WORD_BITS);
-    // SAFETY: select's contract: each non-null set covers `nfds` bits.
-    let (rc, wc, ec) = unsafe { (SetCopy::take(r, nw), SetCopy::take(w, nw), SetCopy::take(e, nw)) };
+    // A set the kernel cannot read: its EFAULT, from the real call.
+    let (Ok(rc), Ok(wc), Ok(ec)) = (SetCopy::take(r, nw), SetCopy::take(w, nw), SetCopy::take(e, nw)) else {
+        return Err(());
+    };
     let check = || {
-        // SAFETY: restores the program's sets, then the real select with a
-        // zero timeout on its own arguments.
-        unsafe {
-            rc.restore(nw);
-            wc.restore(nw);
-            ec.restore(nw);
-            let mut zero = timeval { tv_sec: 0, tv_usec: 0 };
-            real::select(nfds, r, w, e, &mut zero)
-        }
+        // The program's sets back, then the real select with a zero
+        // timeout on its own arguments.
+        rc.restore(nw);
+        wc.restore(nw);
+        ec.restore(nw);
+        let mut zero = timeval { tv_sec: 0, tv_usec: 0 };
+        // SAFETY: the program's own sets, a local timeout.
+        unsafe { real::select(nfds, r, w, e, &mut zero) }
     };
     let build = || select_watch(nfds as usize, &rc, &wc, &ec);
     match wait_loop(deadline, check, build) {
@@ -565,12 +575,9 @@ unsafe fn select_coop(
             Ok(-1)
         }
         Outcome::Fallback => {
-            // SAFETY: as in `check`.
-            unsafe {
-                rc.restore(nw);
-                wc.restore(nw);
-                ec.restore(nw);
-            }
+            rc.restore(nw);
+            wc.restore(nw);
+            ec.restore(nw);
             Err(())
         }
     }
@@ -593,19 +600,19 @@ fn timeval_duration(tv: &timeval) -> Option<Duration> {
 unsafe fn select_impl(nfds: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *mut timeval) -> c_int {
     // SAFETY: (both closures) the program's own arguments.
     let real = || unsafe { real::select(nfds, r, w, e, t) };
-    let d = if t.is_null() {
-        None
-    } else {
-        // SAFETY: a non-null timeout the program passed.
-        match timeval_duration(unsafe { &*t }) {
-            Some(d) if !d.is_zero() => Some(d),
-            _ => return real(),
-        }
-    };
     if !(0..=libc::FD_SETSIZE as c_int).contains(&nfds) {
         return real();
     }
     let coop = || {
+        // Zero (never parks), EINVAL or a bad pointer: the real call.
+        let d = if t.is_null() {
+            None
+        } else {
+            match user_mem::read(t).ok().and_then(|tv| timeval_duration(&tv)) {
+                Some(d) if !d.is_zero() => Some(d),
+                _ => return real(),
+            }
+        };
         let deadline = Deadline::after(d);
         // SAFETY: forwarded contract; `nfds` is in range.
         let n = match unsafe { select_coop(nfds, r, w, e, deadline) } {
@@ -624,13 +631,14 @@ unsafe fn select_impl(nfds: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_se
             // Linux writes back the time not slept (0 once it ran out),
             // truncated to microseconds, on every return.
             let left = deadline.left().unwrap_or_default();
-            // SAFETY: the program's non-null, writable timeval.
-            unsafe {
-                *t = timeval {
-                    tv_sec: left.as_secs() as libc::time_t,
-                    tv_usec: left.subsec_micros() as libc::suseconds_t,
-                }
+            let tv = timeval {
+                tv_sec: left.as_secs() as libc::time_t,
+                tv_usec: left.subsec_micros() as libc::suseconds_t,
             };
+            if user_mem::write(t, &tv).is_err() {
+                set_errno(libc::EFAULT);
+                return -1;
+            }
         }
         n
     };
@@ -660,20 +668,16 @@ unsafe fn pselect_impl(
 ) -> c_int {
     // SAFETY: (both closures) the program's own arguments.
     let real = || unsafe { real::pselect(nfds, r, w, e, t, mask) };
-    let d = if t.is_null() {
-        None
-    } else {
-        // SAFETY: a non-null timeout the program passed.
-        match timespec_duration(unsafe { &*t }) {
-            Some(d) if !d.is_zero() => Some(d),
-            _ => return real(),
-        }
-    };
-    // SAFETY: `mask` is null or a valid set, per pselect's contract.
-    if !(0..=libc::FD_SETSIZE as c_int).contains(&nfds) || !unsafe { mask_is_current(mask) } {
+    if !(0..=libc::FD_SETSIZE as c_int).contains(&nfds) {
         return real();
     }
     let coop = || {
+        // Zero (never parks), EINVAL, another signal mask or a bad
+        // pointer: the real call.
+        let d = match timeout_of(t) {
+            Some(d) if mask_is_current(mask) => d,
+            _ => return real(),
+        };
         let deadline = Deadline::after(d);
         // SAFETY: forwarded contract; `nfds` is in range.
         match unsafe { select_coop(nfds, r, w, e, deadline) } {
@@ -728,7 +732,7 @@ unsafe fn epoll_impl(
         }
     };
     // SAFETY: `mask` is null or a valid set, per epoll_pwait's contract.
-    if timeout == 0 || !unsafe { mask_is_current(mask) } {
+    if timeout == 0 || !mask_is_current(mask) {
         return real();
     }
     let coop = || {

@@ -58,6 +58,7 @@ use crate::errno::{errno, set_errno};
 use crate::hook;
 use crate::real;
 use crate::runtime::rt;
+use crate::user_mem;
 use crate::wait::{close_raw, duration_timespec, interrupted, park_interruptibly, timespec_duration};
 
 /// How a cooperative sleep ended.
@@ -105,9 +106,10 @@ unsafe fn nanosleep_coop(d: Duration, rem: *mut timespec) -> c_int {
             0
         }
         Slept::Interrupted(left) => {
-            if !rem.is_null() {
-                // SAFETY: the caller's writable `rem`.
-                unsafe { *rem = duration_timespec(left) };
+            // A `rem` the kernel cannot write makes it EFAULT.
+            if !rem.is_null() && user_mem::write(rem, &duration_timespec(left)).is_err() {
+                set_errno(libc::EFAULT);
+                return -1;
             }
             set_errno(libc::EINTR);
             -1
@@ -131,12 +133,15 @@ pub unsafe fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int {
     if req.is_null() {
         return real();
     }
-    // SAFETY: a non-null request the program passed.
-    let Some(d) = timespec_duration(unsafe { &*req }) else {
-        return real();
+    let coop = || {
+        // A bad pointer, or a request the kernel refuses: its answer.
+        let Some(d) = user_mem::read(req).ok().and_then(|ts| timespec_duration(&ts)) else {
+            return real();
+        };
+        // SAFETY: `rem` is null or the program's; written through user_mem.
+        unsafe { nanosleep_coop(d, rem) }
     };
-    // SAFETY: `rem` is null or writable, per nanosleep's contract.
-    hook::route("nanosleep", || unsafe { nanosleep_coop(d, rem) }, real)
+    hook::route("nanosleep", coop, real)
 }
 
 /// The `usleep` hook.
@@ -249,9 +254,9 @@ unsafe fn clock_nanosleep_coop(
     rem: *mut timespec,
 ) -> Result<c_int, Option<Duration>> {
     let stopped_early = |left: Duration| {
-        if !abs && !rem.is_null() {
-            // SAFETY: the caller's writable `rem`.
-            unsafe { *rem = duration_timespec(left) };
+        // A `rem` the kernel cannot write makes it EFAULT.
+        if !abs && !rem.is_null() && user_mem::write(rem, &duration_timespec(left)).is_err() {
+            return Ok(libc::EFAULT);
         }
         Ok(libc::EINTR)
     };
@@ -307,13 +312,15 @@ pub unsafe fn clock_nanosleep(clock: clockid_t, flags: c_int, req: *const timesp
     {
         return real();
     }
-    // SAFETY: a non-null request the program passed.
-    let req_v = unsafe { *req };
-    let Some(d) = timespec_duration(&req_v) else {
-        return real();
-    };
     let abs = flags & libc::TIMER_ABSTIME != 0;
     let coop = || {
+        // A bad pointer, or a request the kernel refuses: its answer.
+        let Ok(req_v) = user_mem::read(req) else {
+            return real();
+        };
+        let Some(d) = timespec_duration(&req_v) else {
+            return real();
+        };
         let saved = errno();
         // SAFETY: `rem` is null or writable, per the contract.
         let r = match unsafe { clock_nanosleep_coop(clock, abs, &req_v, d, rem) } {
