@@ -119,10 +119,8 @@ mod tests {
         };
         assert_ne!(page, libc::MAP_FAILED);
         // SAFETY: the second page of our own mapping.
-        assert_eq!(
-            unsafe { libc::mprotect((page as *mut u8).add(4096).cast(), 4096, libc::PROT_NONE) },
-            0
-        );
+        let r = unsafe { libc::mprotect((page as *mut u8).add(4096).cast(), 4096, libc::PROT_NONE) };
+        assert_eq!(r, 0);
         // SAFETY: 4 bytes before the end of the first page.
         let near_end = unsafe { (page as *const u8).add(4092) } as *const u64;
         assert_eq!(read(near_end), Err(libc::EFAULT));
