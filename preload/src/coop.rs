@@ -43,13 +43,14 @@
 //! continued until done; a timeout, kill, close or error after some bytes
 //! returns the count sent, as the kernel does.
 //!
-//! Signals (rule 16): the non-blocking calls made here never sleep, so a
-//! signal cannot interrupt them; a real `EINTR` from any underlying call
-//! is returned as is. A signal that arrives while the greenlet is parked
-//! runs its handler, but the park goes on (the hub cannot tell which
-//! signal it was nor whether its handler has `SA_RESTART`): the call
-//! behaves as with `SA_RESTART`. Where the hook passes straight through
-//! (rule 1), the kernel's behaviour is unchanged.
+//! Signals (rule 16, signal(7)): the non-blocking calls made here never
+//! sleep, so a signal cannot interrupt them; a real `EINTR` from any
+//! underlying call is returned as is. A handler that runs while the
+//! greenlet is parked ends the park ([`park`]): the call is restarted if
+//! every handler that ran has `SA_RESTART` (as `handlers` knows them) and
+//! the call is restartable (no socket timeout set), and otherwise fails
+//! with `EINTR`, or returns the count already moved. Where the hook passes
+//! straight through (rule 1), the kernel's behaviour is unchanged.
 //!
 //! # Known limits
 //!
@@ -69,7 +70,9 @@
 //! - fds at or above `fdtable::LIMIT` are classified on every call.
 //! - An fd closed behind the hooks' back (glibc's internal `close`) keeps
 //!   a stale table entry until its number is reused by a hooked call; a
-//!   socket call failing with `ENOTSOCK` or a poller refusal repairs it.
+//!   socket call failing with `ENOTSOCK` or a poller refusal repairs it,
+//!   and before every park the program's `O_NONBLOCK` is asked of the
+//!   kernel, so a reused number never waits where the kernel would not.
 //! - `recvmmsg`: an error after some messages returns their count but is
 //!   not kept for the next call (the kernel stores it in `sk_err`).
 
@@ -82,6 +85,7 @@ use libc::{iovec, msghdr, ssize_t};
 use crate::config::{self, Hooks};
 use crate::errno::{errno, set_errno};
 use crate::fdtable::{self, FdState, Kind, Timeo};
+use crate::handlers;
 use crate::hook;
 use crate::real;
 use crate::runtime::rt;
@@ -175,47 +179,76 @@ pub(crate) enum Waited {
     Timeout,
     /// Another greenlet closed the fd.
     Closed,
-    /// The greenlet was killed.
-    Killed,
+    /// The greenlet was killed, or a signal handler ended the call
+    /// (signal(7)): `EINTR`.
+    Interrupted,
     /// The poller cannot wait for this fd: make the real blocking call.
     Refused,
 }
 
 /// Parks the calling greenlet until `fd` is ready for `dir` or `deadline`
 /// passes; edge-triggered (call only after `EAGAIN`) unless `level`.
-pub(crate) fn park(fd: c_int, dir: Dir, deadline: Option<Instant>, level: bool) -> Waited {
-    let ns = match deadline {
-        None => -1,
-        Some(d) => d
-            .saturating_duration_since(Instant::now())
-            .as_nanos()
-            .min(i64::MAX as u128) as i64,
-    };
+///
+/// A signal handler that runs on this thread meanwhile ends the park the
+/// way the kernel ends a blocking call (signal(7)): with `Interrupted`
+/// (the caller's `EINTR`) if the handler lacks `SA_RESTART` or the call
+/// is not `restartable` (a socket call with a timeout set), else the call
+/// goes on: a level-triggered park waits again, an edge-triggered one
+/// returns `Ready` so the caller retries its operation first (an event
+/// that arrived meanwhile is then not missed).
+pub(crate) fn park(fd: c_int, dir: Dir, deadline: Option<Instant>, level: bool, restartable: bool) -> Waited {
     let ev = match dir {
         Dir::Read => WAIT_READ,
         Dir::Write => WAIT_WRITE,
     };
     let rt = rt();
     let wait = if level { rt.wait_fd_level } else { rt.wait_fd };
-    // SAFETY: a runtime entry point; no preconditions beyond a valid fd
-    // number, which it checks itself.
-    let r = hook::unguarded(|| unsafe { wait(fd, ev, ns) });
-    match -r {
-        0 => Waited::Ready,
-        libc::ETIMEDOUT => {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                Waited::Expired
-            } else {
-                Waited::Timeout
+    loop {
+        let ns = match deadline {
+            None => -1,
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .as_nanos()
+                .min(i64::MAX as u128) as i64,
+        };
+        let since = handlers::mark();
+        let r = hook::unguarded(|| {
+            // SAFETY: runtime entry points; no preconditions beyond a valid
+            // fd number, which the wait checks itself.
+            unsafe {
+                let prev = (rt.set_signal_interruptible)(1);
+                let r = wait(fd, ev, ns);
+                (rt.set_signal_interruptible)(prev);
+                r
             }
-        }
-        libc::EBADF => Waited::Closed,
-        libc::EINTR => Waited::Killed,
-        libc::EPERM => {
-            fdtable::set_passthrough(fd);
-            Waited::Refused
-        }
-        _ => Waited::Refused,
+        });
+        return match -r {
+            0 => Waited::Ready,
+            libc::ETIMEDOUT => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    Waited::Expired
+                } else {
+                    Waited::Timeout
+                }
+            }
+            libc::EBADF => Waited::Closed,
+            libc::EINTR => {
+                // SAFETY: a runtime entry point; no pointers.
+                if unsafe { (rt.killed)() } != 0 {
+                    return Waited::Interrupted;
+                }
+                match handlers::verdict(since, restartable) {
+                    Some(true) => Waited::Interrupted,
+                    _ if level => continue,
+                    _ => Waited::Ready,
+                }
+            }
+            libc::EPERM => {
+                fdtable::set_passthrough(fd);
+                Waited::Refused
+            }
+            _ => Waited::Refused,
+        };
     }
 }
 
@@ -362,12 +395,14 @@ pub(crate) fn transfer(
             set_errno(libc::EAGAIN);
             return -1;
         }
-        let dl = *deadline.get_or_insert_with(|| timeo.and_then(|t| deadline_after(fdtable::timeout(fd, st, t))));
-        match park(fd, dir, dl, false) {
+        let timeout_ns = timeo.map_or(0, |t| fdtable::timeout(fd, st, t));
+        let dl = *deadline.get_or_insert_with(|| deadline_after(timeout_ns));
+        // A socket call with a timeout set is never restarted (socket(7)).
+        match park(fd, dir, dl, false, timeout_ns == 0) {
             Waited::Ready => continue,
             Waited::Expired | Waited::Timeout => return finish(done, libc::EAGAIN),
             Waited::Closed => return finish(done, libc::EBADF),
-            Waited::Killed => return finish(done, libc::EINTR),
+            Waited::Interrupted => return finish(done, libc::EINTR),
             Waited::Refused => {
                 set_errno(saved);
                 let r = blocking(cursor);

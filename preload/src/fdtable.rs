@@ -396,13 +396,22 @@ pub fn timeout(fd: c_int, st: &FdState, which: Timeo) -> u64 {
     }
 }
 
-/// Whether the program's `O_NONBLOCK` is set on `fd` now: the table's
-/// view, re-read from the kernel when the entry may be stale (and no call
-/// of ours has the flag set meanwhile).
-pub fn user_nonblock_now(fd: c_int, st: &FdState) -> bool {
-    if !st.shared {
-        return st.user_nonblock;
+/// Marks `fd`'s entry as possibly shared with another process (its open
+/// file description was passed with `SCM_RIGHTS`): its timeouts are then
+/// read from the kernel before each park.
+pub fn mark_shared(fd: c_int) {
+    if let Some(e) = entry(fd) {
+        e.state.fetch_or(SHARED, Ordering::Relaxed);
     }
+}
+
+/// Whether the program's `O_NONBLOCK` is set on `fd` now, asked of the
+/// kernel (`F_GETFL`, one syscall, only on the path that is about to park):
+/// the flag lives on the open file description, which another process or
+/// a glibc-internal call may have changed, and the number may name a file
+/// the table has not seen (closed and reused behind the hooks' back).
+/// While a call of ours has the flag set temporarily, the table's view.
+pub fn user_nonblock_now(fd: c_int, st: &FdState) -> bool {
     let temp = entry(fd).is_some_and(|e| e.state.load(Ordering::Relaxed) & TEMP_MASK != 0);
     if temp {
         return st.user_nonblock;

@@ -16,6 +16,8 @@
 //!   kernel's EFAULT rule;
 //! - [`config`]: `GREENRT_HOOKS` and friends;
 //! - [`fdtable`]: what the hooks know about each fd;
+//! - [`handlers`]: the program's signal handlers behind a trampoline that
+//!   records which ran (for signal(7)'s restart rules);
 //! - [`runtime`]: which runtime copy serves the hooks;
 //! - [`hook`]: the guard, the router and the one macro that defines a hook;
 //! - [`coop`]: the cooperative fd machinery (park, transfer, Cursor);
@@ -28,6 +30,7 @@ pub mod config;
 pub mod coop;
 pub mod errno;
 pub mod fdtable;
+pub mod handlers;
 pub mod hook;
 pub mod hooks;
 pub mod real;

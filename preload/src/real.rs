@@ -119,6 +119,14 @@ impl Missing for u32 {
     }
 }
 
+/// `sighandler_t`: `SIG_ERR`.
+impl Missing for usize {
+    fn missing() -> Self {
+        crate::errno::set_errno(libc::ENOSYS);
+        libc::SIG_ERR
+    }
+}
+
 impl<T> Missing for *mut T {
     fn missing() -> Self {
         crate::errno::set_errno(libc::ENOSYS);
@@ -290,6 +298,20 @@ mod table {
         fn wait4(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rusage) -> pid_t;
         /// libc's `fork`.
         fn fork() -> pid_t;
+
+        // ----- hooks/signal.rs -----
+        /// libc's `sigaction`.
+        fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int;
+        /// libc's `signal`.
+        fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
+        /// libc's `bsd_signal`.
+        fn bsd_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
+        /// libc's `sysv_signal`.
+        fn sysv_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
+        /// libc's `__sysv_signal`.
+        fn __sysv_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
+        /// libc's `sigset`.
+        fn sigset(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use libc::timespec;
 
+use crate::handlers::{self, Mark};
 use crate::hook;
 use crate::runtime::rt;
 
@@ -75,54 +76,58 @@ pub(crate) fn timespec_duration(ts: &timespec) -> Option<Duration> {
 /// Runs a runtime wait (`f`) as a hooked call's park: with the bypass flag
 /// cleared (other greenlets run meanwhile, and their hooked calls must
 /// cooperate too) and with signal interruption on, so that a signal
-/// handler interrupting the hub's wait ends it with `-EINTR`.
-pub(crate) fn park_interruptibly<R>(f: impl FnOnce() -> R) -> R {
-    hook::unguarded(|| {
+/// handler interrupting the hub's wait ends it with `-EINTR`. Returns the
+/// wait's result and the point in this thread's handler history where it
+/// began, for [`interrupted`].
+pub(crate) fn park_interruptibly<R>(f: impl FnOnce() -> R) -> (R, Mark) {
+    let since = handlers::mark();
+    let r = hook::unguarded(|| {
         // SAFETY: runtime entry point; no pointers.
         let prev = unsafe { (rt().set_signal_interruptible)(1) };
         let r = f();
         // SAFETY: as above.
         unsafe { (rt().set_signal_interruptible)(prev) };
         r
-    })
+    });
+    (r, since)
 }
 
-/// After a park ended with `-EINTR`: true if the real call would fail
-/// with `EINTR` now, false if it would still be waiting.
+/// After a park that began at `since` ended with `-EINTR`: true if the
+/// real call would fail with `EINTR` now, false if it would still be
+/// waiting (signal(7)).
 ///
-/// A kill always interrupts. Otherwise a signal interrupted the hub's
-/// wait, and which one is not known: the call is interrupted if some
-/// signal has a handler (for a call the kernel restarts after a handler
-/// installed with `SA_RESTART`, `restartable`: some handler without
-/// `SA_RESTART`). With no handler at all, the interruption was a stop and
-/// continue (`SIGSTOP`/`SIGCONT`), after which the real call goes on
-/// waiting. Handlers of the fault signals (`SIGSEGV`, `SIGBUS`, `SIGILL`,
-/// `SIGFPE`, `SIGTRAP`, `SIGSYS`) do not count: those are raised by the
-/// faulting thread itself, not delivered to a sleeping one (the runtime
-/// installs `SIGSEGV`/`SIGBUS` handlers for its stack-overflow reports).
-pub(crate) fn interrupted(restartable: bool) -> bool {
+/// A kill always interrupts. Otherwise a signal handler ran on this
+/// thread: the program's handlers are known (`handlers`), and the call
+/// ends if one that ran lacks `SA_RESTART`, or if it is not
+/// `restartable` at all (the poll, select, epoll_wait and sleep families,
+/// which the kernel never restarts after a handler). If none of the
+/// program's handlers ran, the interruption was a stop and continue
+/// (`SIGSTOP`/`SIGCONT`), after which the real call goes on waiting, or a
+/// handler installed behind the hooks' back (a raw `rt_sigaction`): then
+/// the call ends if some such handler exists that would end it.
+pub(crate) fn interrupted(since: Mark, restartable: bool) -> bool {
     // SAFETY: runtime entry point; no pointers.
     if unsafe { (rt().killed)() } != 0 {
         return true;
     }
-    const FAULTS: [c_int; 6] = [
-        libc::SIGSEGV,
-        libc::SIGBUS,
-        libc::SIGILL,
-        libc::SIGFPE,
-        libc::SIGTRAP,
-        libc::SIGSYS,
-    ];
-    (1..=libc::SIGRTMAX()).filter(|s| !FAULTS.contains(s)).any(|sig| {
-        // SAFETY: an all-zero sigaction is a valid out-parameter.
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: queries the disposition only (null new action).
-        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
-            return false;
-        }
-        let handled = old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN;
-        handled && (!restartable || old.sa_flags & libc::SA_RESTART == 0)
-    })
+    if let Some(ends) = handlers::verdict(since, restartable) {
+        return ends;
+    }
+    (1..=libc::SIGRTMAX())
+        .filter(|&s| !handlers::is_fault_signal(s))
+        .any(|sig| {
+            // SAFETY: an all-zero sigaction is a valid out-parameter.
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: queries the disposition only (null new action), through
+            // the real function (the kernel's view, trampoline included).
+            if unsafe { crate::real::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
+                return false;
+            }
+            let unknown = old.sa_sigaction != libc::SIG_DFL
+                && old.sa_sigaction != libc::SIG_IGN
+                && old.sa_sigaction != handlers::trampoline_address();
+            unknown && (!restartable || old.sa_flags & libc::SA_RESTART == 0)
+        })
 }
 
 /// Closes an fd the hooks own with a raw syscall (never through a hook).

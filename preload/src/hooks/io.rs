@@ -25,16 +25,23 @@ use crate::runtime::rt;
 
 /// The level-triggered fallback for fds without `RWF_NOWAIT` (FIFOs,
 /// ttys, timerfd, ...): wait until ready, then make the real call.
-fn level_then(fd: c_int, dir: Dir, real_call: impl FnOnce() -> ssize_t) -> ssize_t {
+///
+/// The program's `O_NONBLOCK` is asked of the kernel first (the number may
+/// name another file than the table thinks, or another process may have
+/// set the flag): then the real call answers at once.
+fn level_then(fd: c_int, st: &FdState, dir: Dir, real_call: impl FnOnce() -> ssize_t) -> ssize_t {
+    if fdtable::user_nonblock_now(fd, st) {
+        return real_call();
+    }
     let saved = errno();
-    let e = match park(fd, dir, None, true) {
+    let e = match park(fd, dir, None, true, true) {
         Waited::Ready | Waited::Refused => {
             set_errno(saved);
             return real_call();
         }
         Waited::Expired | Waited::Timeout => libc::EAGAIN,
         Waited::Closed => libc::EBADF,
-        Waited::Killed => libc::EINTR,
+        Waited::Interrupted => libc::EINTR,
     };
     set_errno(e);
     -1
@@ -56,7 +63,7 @@ fn nowait_rw(fd: c_int, st: &FdState, dir: Dir, iov: *const iovec, cnt: c_int) -
             // control), sparing a readiness check per write.
             return real_call();
         }
-        return level_then(fd, dir, real_call);
+        return level_then(fd, st, dir, real_call);
     }
     let saved = errno();
     let until = if dir == Dir::Write { Until::All } else { Until::First };
@@ -98,7 +105,7 @@ fn nowait_rw(fd: c_int, st: &FdState, dir: Dir, iov: *const iovec, cnt: c_int) -
         if dir == Dir::Write && st.kind == Kind::CharDev {
             return real_call();
         }
-        return level_then(fd, dir, real_call);
+        return level_then(fd, st, dir, real_call);
     }
     r
 }

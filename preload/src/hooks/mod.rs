@@ -10,10 +10,12 @@
 //! | [`time`] | sleep, usleep, nanosleep, clock_nanosleep |
 //! | [`dns`] | getaddrinfo, gethostbyname, gethostbyname_r |
 //! | [`process`] | wait, waitpid, wait4 |
+//! | [`signal`] | sigaction, signal, bsd_signal, sysv_signal, sigset |
 
 pub mod dns;
 pub mod io;
 pub mod net;
 pub mod poll;
 pub mod process;
+pub mod signal;
 pub mod time;

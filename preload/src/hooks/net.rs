@@ -145,7 +145,8 @@ fn peek_all(
                 -1
             }
         };
-        let dl = *deadline.get_or_insert_with(|| coop::deadline_after(fdtable::timeout(fd, st, Timeo::Rcv)));
+        let timeout_ns = fdtable::timeout(fd, st, Timeo::Rcv);
+        let dl = *deadline.get_or_insert_with(|| coop::deadline_after(timeout_ns));
         if got > 0 && got == last {
             // Woken without new data (a level-triggered poller reports
             // the data already peeked): wait a little instead of spinning.
@@ -159,11 +160,11 @@ fn peek_all(
             continue;
         }
         last = got;
-        match park(fd, Dir::Read, dl, false) {
+        match park(fd, Dir::Read, dl, false, timeout_ns == 0) {
             Waited::Ready => {}
             Waited::Expired | Waited::Timeout => return end(libc::EAGAIN),
             Waited::Closed => return end(libc::EBADF),
-            Waited::Killed => return end(libc::EINTR),
+            Waited::Interrupted => return end(libc::EINTR),
             Waited::Refused => {
                 set_errno(saved);
                 return blocking();
@@ -374,9 +375,10 @@ unsafe fn connect_coop(fd: c_int, st: FdState, addr: *const sockaddr, len: sockl
             return done(Err(e));
         }
     }
-    let deadline = coop::deadline_after(fdtable::timeout(fd, &st, Timeo::Snd));
+    let timeout_ns = fdtable::timeout(fd, &st, Timeo::Snd);
+    let deadline = coop::deadline_after(timeout_ns);
     loop {
-        let e = match park(fd, Dir::Write, deadline, false) {
+        let e = match park(fd, Dir::Write, deadline, false, timeout_ns == 0) {
             Waited::Ready => match try_connect() {
                 // EISCONN: connected meanwhile, by this call's own connect.
                 Ok(()) | Err(libc::EISCONN) => return done(Ok(())),
@@ -392,7 +394,7 @@ unsafe fn connect_coop(fd: c_int, st: FdState, addr: *const sockaddr, len: sockl
             Waited::Expired => libc::EINPROGRESS,
             Waited::Timeout => libc::ETIMEDOUT,
             Waited::Closed => libc::EBADF,
-            Waited::Killed => libc::EINTR,
+            Waited::Interrupted => libc::EINTR,
             Waited::Refused => {
                 // The blocking call completes the connect in progress.
                 set_errno(saved);
@@ -645,15 +647,16 @@ unsafe fn recvmmsg_coop(
         if done == 0 && fdtable::user_nonblock_now(fd, &st) {
             break Err(libc::EAGAIN);
         }
+        let timeout_ns = fdtable::timeout(fd, &st, Timeo::Rcv);
         if !have_deadline {
-            deadline = coop::deadline_after(fdtable::timeout(fd, &st, Timeo::Rcv));
+            deadline = coop::deadline_after(timeout_ns);
             have_deadline = true;
         }
-        match park(fd, Dir::Read, deadline, false) {
+        match park(fd, Dir::Read, deadline, false, timeout_ns == 0) {
             Waited::Ready => continue,
             Waited::Expired | Waited::Timeout => break Err(libc::EAGAIN),
             Waited::Closed => break Err(libc::EBADF),
-            Waited::Killed => break Err(libc::EINTR),
+            Waited::Interrupted => break Err(libc::EINTR),
             Waited::Refused => {
                 // SAFETY: as above, blocking.
                 let r = unsafe { real::recvmmsg(fd, v.add(done as usize), vlen - done, flags, std::ptr::null_mut()) };
@@ -762,6 +765,47 @@ pub unsafe fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ss
 /// # Safety
 /// The libc contract of `sendmsg`.
 pub unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    // SAFETY: the caller's arguments.
+    let r = unsafe { sendmsg_any(fd, msg, flags) };
+    if r >= 0 && tracking() {
+        // SAFETY: the kernel accepted `msg` (and its control data).
+        unsafe { passed_fds_are_shared(msg) };
+    }
+    r
+}
+
+/// Marks the fds a successful `sendmsg` passed with `SCM_RIGHTS` as
+/// shared: another process now holds their open file descriptions and
+/// may change their flags and timeouts (`fdtable::mark_shared`).
+///
+/// # Safety
+/// `msg` is a msghdr the kernel just accepted (readable, with readable
+/// control data).
+unsafe fn passed_fds_are_shared(msg: *const msghdr) {
+    // SAFETY: see above; the CMSG macros walk the accepted control buffer.
+    unsafe {
+        if (*msg).msg_control.is_null() {
+            return;
+        }
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c) as *const c_int;
+                let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<c_int>();
+                for i in 0..n {
+                    fdtable::mark_shared(std::ptr::read_unaligned(data.add(i)));
+                }
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+}
+
+/// `sendmsg`, cooperative where it can be.
+///
+/// # Safety
+/// The libc contract of `sendmsg`.
+unsafe fn sendmsg_any(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     hooked(
         "sendmsg",
         coop_socket(flags & libc::MSG_DONTWAIT == 0 && !msg.is_null(), fd),

@@ -92,6 +92,7 @@ use greenrt::abi::{WAIT_READ, WAIT_WRITE};
 use libc::{epoll_event, fd_set, nfds_t, pollfd, sigset_t, size_t, timespec, timeval};
 
 use crate::errno::{errno, set_errno};
+use crate::handlers::Mark;
 use crate::hook;
 use crate::real;
 use crate::runtime::rt;
@@ -110,8 +111,9 @@ enum Watch {
 
 impl Watch {
     /// Parks until the watch may be ready; the runtime's code (`0` ready,
-    /// `-ETIMEDOUT`, `-EINTR`, `-EBADF`, other `-errno`).
-    fn wait(&self, deadline: &Deadline) -> c_int {
+    /// `-ETIMEDOUT`, `-EINTR`, `-EBADF`, other `-errno`), and where the
+    /// park began in this thread's handler history.
+    fn wait(&self, deadline: &Deadline) -> (c_int, Mark) {
         let ns = deadline.left_ns();
         park_interruptibly(|| match self {
             // SAFETY: runtime entry points; no pointer arguments.
@@ -223,7 +225,7 @@ fn wait_loop_inner(
         let Ok(watch) = build() else {
             return Outcome::Fallback;
         };
-        let w = watch.wait(&deadline);
+        let (w, since) = watch.wait(&deadline);
         // Free the temporary set before the check: a spurious wake-up
         // rebuilds it from the fds as they are now.
         drop(watch);
@@ -237,7 +239,7 @@ fn wait_loop_inner(
                 return if r != 0 { Outcome::Done(r) } else { Outcome::TimedOut };
             }
             // Never restarted after a handler, whatever SA_RESTART says.
-            e if e == -libc::EINTR && interrupted(false) => return Outcome::Interrupted,
+            e if e == -libc::EINTR && interrupted(since, false) => return Outcome::Interrupted,
             e if e == -libc::EINTR => {}
             _ => return Outcome::Fallback,
         }

@@ -209,10 +209,11 @@ unsafe fn wait_coop(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rus
             let mut slice = PAUSE_MIN_NS;
             let r = loop {
                 // SAFETY: runtime entry point; no pointers.
-                let timed_out = match park_interruptibly(|| unsafe { (rt().wait_fd_level)(pfd, WAIT_READ, slice) }) {
+                let (r, since) = park_interruptibly(|| unsafe { (rt().wait_fd_level)(pfd, WAIT_READ, slice) });
+                let timed_out = match r {
                     0 => false,
                     e if e == -libc::ETIMEDOUT => true,
-                    e if e == -libc::EINTR && interrupted(true) => break Some(eintr()),
+                    e if e == -libc::EINTR && interrupted(since, true) => break Some(eintr()),
                     e if e == -libc::EINTR => false,
                     // The poller refused the pidfd, or another failure:
                     // pause between tries instead.
@@ -238,8 +239,8 @@ unsafe fn wait_coop(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rus
     let mut pause = PAUSE_MIN_NS;
     loop {
         // SAFETY: runtime entry point; a null `remaining` is allowed.
-        let r = park_interruptibly(|| unsafe { (rt().sleep_ns)(pause, std::ptr::null_mut()) });
-        if r == -libc::EINTR && interrupted(true) {
+        let (r, since) = park_interruptibly(|| unsafe { (rt().sleep_ns)(pause, std::ptr::null_mut()) });
+        if r == -libc::EINTR && interrupted(since, true) {
             return eintr();
         }
         if r != 0 && r != -libc::EINTR {

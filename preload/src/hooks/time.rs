@@ -78,14 +78,14 @@ fn sleep_for(d: Duration) -> Slept {
     loop {
         let chunk = left().as_nanos().min(i64::MAX as u128) as i64;
         // SAFETY: runtime entry point; a null `remaining` is allowed.
-        let r = park_interruptibly(|| unsafe { (rt().sleep_ns)(chunk, std::ptr::null_mut()) });
+        let (r, since) = park_interruptibly(|| unsafe { (rt().sleep_ns)(chunk, std::ptr::null_mut()) });
         match r {
             0 if left().is_zero() => return Slept::Done,
             // Only sleeps longer than i64::MAX ns (292 years) come back
             // early: sleep the rest.
             0 => {}
             // Never restarted after a handler, whatever SA_RESTART says.
-            e if e == -libc::EINTR && interrupted(false) => return Slept::Interrupted(left()),
+            e if e == -libc::EINTR && interrupted(since, false) => return Slept::Interrupted(left()),
             // A stop and continue: sleep the rest.
             e if e == -libc::EINTR => {}
             _ => return Slept::Failed(left()),
@@ -286,10 +286,10 @@ unsafe fn clock_nanosleep_coop(
     let t = TimerFd::arm(clock, abs, req).ok_or(None)?;
     loop {
         // SAFETY: runtime entry point; no pointers.
-        let r = park_interruptibly(|| unsafe { (rt().wait_fd_level)(t.0, WAIT_READ, -1) });
+        let (r, since) = park_interruptibly(|| unsafe { (rt().wait_fd_level)(t.0, WAIT_READ, -1) });
         return match r {
             0 => Ok(0),
-            e if e == -libc::EINTR && interrupted(false) => stopped_early(t.left()),
+            e if e == -libc::EINTR && interrupted(since, false) => stopped_early(t.left()),
             e if e == -libc::EINTR => continue,
             _ if abs => Err(None),
             _ => Err(Some(t.left())),
