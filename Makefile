@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PREFIX ?= /usr/local
 
-.PHONY: all build preload dist deps demo test test-epoll test-poll test-loom lint bench install uninstall deb clean
+.PHONY: all build preload dist deps demo test test-epoll test-poll test-loom conformance conformance-fast lint bench install uninstall deb clean
 
 # The shipped build (Cargo.toml's dist profile: LTO, no debug info).
 DIST_DIR = $(CURDIR)/target/dist
@@ -55,12 +55,24 @@ test: deps
 	$(MAKE) test-loom
 	$(MAKE) test-epoll
 	$(MAKE) test-poll
+	$(MAKE) conformance-fast
 
 test-epoll: preload dist
 	GREENRT_DIST_DIR=$(DIST_DIR) GREENRT_BACKEND=epoll $(CARGO) test --workspace --exclude greenrt-benches
 
 test-poll: preload dist
 	GREENRT_DIST_DIR=$(DIST_DIR) GREENRT_BACKEND=poll $(CARGO) test --workspace --exclude greenrt-benches
+
+## CPython's stdlib tests natively and under the preload (HOOKS=auto and
+## always), compared test by test; conformance/known-differences.txt
+## lists the accepted differences with their reasons (scripts/conformance.py).
+conformance: preload
+	python3 scripts/conformance.py
+
+## The subset `make test` runs (signal, socketserver, select, poll,
+## selectors, epoll, fcntl, wait3, wait4): about 4 minutes.
+conformance-fast: preload
+	python3 scripts/conformance.py --fast
 
 ## Model tests of the cross-thread protocols (loom-tests/): the hub's
 ## mailbox and remote waker, thread-pool wakeups and shutdown, the signal

@@ -40,6 +40,14 @@ check() {
         missing_cmds+=("libc headers")
         missing_pkgs+=("libc6-dev")
     fi
+    # `make conformance` runs CPython's own stdlib tests (the `test`
+    # package, which Debian ships apart from python3).
+    if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import test.support' >/dev/null 2>&1; then
+        local v
+        v=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+        missing_cmds+=("python3's stdlib test package")
+        missing_pkgs+=("libpython$v-testsuite")
+    fi
 }
 
 # rustfmt and clippy: `make lint` needs both.

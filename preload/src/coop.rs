@@ -153,10 +153,13 @@ pub(crate) fn stale(fd: c_int, r: ssize_t, real_call: impl FnOnce() -> ssize_t) 
 }
 
 /// Whether bookkeeping hooks (close, dup, fcntl, setsockopt, ...) should
-/// record what they see.
+/// record what they see: not with `GREENRT_HOOKS=off`, nor in a child made
+/// with `vfork`, which runs in the parent's memory until it execs (its
+/// `dup2`s onto 0, 1 and 2 and its closes are not the parent's). Costs a
+/// `getpid` on these calls only, never on reads and writes.
 #[inline]
 pub(crate) fn tracking() -> bool {
-    config::hooks() != Hooks::Off
+    config::hooks() != Hooks::Off && !handlers::in_vfork_child()
 }
 
 /// A deadline `ns` from now (`0`: none).

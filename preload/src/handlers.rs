@@ -21,7 +21,7 @@
 
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 /// Signals 1..=64, indexed by number (0 unused).
 const SIGNALS: usize = 65;
@@ -37,6 +37,39 @@ thread_local! {
     static RUNS: Cell<u64> = const { Cell::new(0) };
     /// For each signal, the value of `RUNS` when its handler last ran here.
     static LAST: [Cell<u64>; SIGNALS] = const { [const { Cell::new(0) }; SIGNALS] };
+}
+
+/// The process the table belongs to. A child made with `vfork` (CPython's
+/// subprocess uses it) shares our memory until it execs, and resets its
+/// handlers there: it must not touch the table, or the parent's handlers
+/// would be forgotten. A `fork` child gets its own copy (and its pid here,
+/// from the atfork handler).
+static OWNER: AtomicI32 = AtomicI32::new(0);
+
+fn getpid() -> i32 {
+    // SAFETY: a raw getpid (glibc caches nothing that a vfork child would
+    // share wrongly); no arguments.
+    unsafe { libc::syscall(libc::SYS_getpid) as i32 }
+}
+
+extern "C" fn after_fork_in_child() {
+    OWNER.store(getpid(), Ordering::Relaxed);
+}
+
+/// Records this process as the table's owner and keeps it true across
+/// `fork` (from the library's constructor).
+pub fn init() {
+    OWNER.store(getpid(), Ordering::Relaxed);
+    // SAFETY: registers a plain extern "C" handler that only stores an
+    // atomic; the library is never unloaded.
+    unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+}
+
+/// True in a child made with `vfork` (it runs in our memory until it
+/// execs): the signal hooks then pass everything straight through.
+pub fn in_vfork_child() -> bool {
+    let owner = OWNER.load(Ordering::Relaxed);
+    owner != 0 && owner != getpid()
 }
 
 /// True for the signals never wrapped (see the module docs).

@@ -48,6 +48,7 @@ extern "C" fn init() {
     config::init();
     real::resolve_all();
     fdtable::init();
+    handlers::init();
 }
 
 #[used]

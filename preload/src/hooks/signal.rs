@@ -33,10 +33,11 @@ use crate::handlers;
 use crate::real;
 use crate::user_mem;
 
-/// Whether handlers are moved behind the trampoline at all (not with
-/// `GREENRT_HOOKS=off`, which must change nothing).
+/// Whether handlers are moved behind the trampoline at all: not with
+/// `GREENRT_HOOKS=off`, which must change nothing, nor in a `vfork` child,
+/// which shares the parent's record until it execs.
 fn wrapping() -> bool {
-    config::hooks() != Hooks::Off
+    config::hooks() != Hooks::Off && !handlers::in_vfork_child()
 }
 
 /// The `sigaction` hook.
