@@ -211,6 +211,19 @@ int main(void) {
            q.sa_flags & SA_SIGINFO ? "set" : "clear");
 
     thread_kill();
+
+    /* sigset: a handler, then SIG_HOLD (blocks it, keeps the handler),
+     * then sigrelse: the pending signal runs the handler. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    usr1_hits = 0;
+    CHECK(sigset(SIGUSR1, on_usr1) != SIG_ERR);
+    CHECK(sigset(SIGUSR1, SIG_HOLD) == on_usr1);
+    CHECK(raise(SIGUSR1) == 0);
+    printf("sigset SIG_HOLD: handler ran %d while held\n", (int)usr1_hits);
+    CHECK(sigrelse(SIGUSR1) == 0);
+    printf("after sigrelse: handler ran %d\n", (int)usr1_hits);
+#pragma GCC diagnostic pop
     alarm(0);
     return 0;
 }

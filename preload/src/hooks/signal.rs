@@ -111,7 +111,11 @@ fn report_old(old: *mut libc::sigaction, prev: (sighandler_t, bool)) {
 /// behind the trampoline, with the mask and flags it got.
 fn rewrap(sig: c_int, handler: sighandler_t) {
     if !handlers::wraps(sig, handler) {
-        handlers::record(sig, 0, false);
+        // A default or ignore disposition replaced the handler; `SIG_HOLD`
+        // (sigset's "block it") and errors leave it in place.
+        if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+            handlers::record(sig, 0, false);
+        }
         return;
     }
     let saved = errno();
