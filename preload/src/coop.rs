@@ -214,17 +214,9 @@ pub(crate) fn park(fd: c_int, dir: Dir, deadline: Option<Instant>, level: bool, 
                 .as_nanos()
                 .min(i64::MAX as u128) as i64,
         };
-        let since = handlers::mark();
-        let r = hook::unguarded(|| {
-            // SAFETY: runtime entry points; no preconditions beyond a valid
-            // fd number, which the wait checks itself.
-            unsafe {
-                let prev = (rt.set_signal_interruptible)(1);
-                let r = wait(fd, ev, ns);
-                (rt.set_signal_interruptible)(prev);
-                r
-            }
-        });
+        // SAFETY: a runtime entry point; no preconditions beyond a valid fd
+        // number, which the wait checks itself.
+        let (r, since) = hook::park_interruptibly(|| unsafe { wait(fd, ev, ns) });
         return match -r {
             0 => Waited::Ready,
             libc::ETIMEDOUT => {

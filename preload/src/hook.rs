@@ -20,6 +20,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use crate::config::{self, Hooks};
 use crate::errno::write_stderr;
+use crate::handlers;
 use crate::runtime::rt;
 
 thread_local! {
@@ -77,6 +78,25 @@ pub fn unguarded<R>(f: impl FnOnce() -> R) -> R {
     let r = f();
     BYPASS.with(|b| b.set(prev));
     r
+}
+
+/// Runs a runtime wait (`f`) as a hooked call's park: with the bypass flag
+/// cleared (other greenlets run meanwhile, and their hooked calls must
+/// cooperate too) and with signal interruption on, so that a signal
+/// handler interrupting the hub's wait ends it with `-EINTR`. Returns the
+/// wait's result and the point in this thread's handler history where it
+/// began, for `wait::interrupted`.
+pub fn park_interruptibly<R>(f: impl FnOnce() -> R) -> (R, handlers::Mark) {
+    let since = handlers::mark();
+    let r = unguarded(|| {
+        // SAFETY: runtime entry point; no pointers.
+        let prev = unsafe { (rt().set_signal_interruptible)(1) };
+        let r = f();
+        // SAFETY: as above.
+        unsafe { (rt().set_signal_interruptible)(prev) };
+        r
+    });
+    (r, since)
 }
 
 /// Runs a hook's cooperative path if the calling greenlet should

@@ -1,7 +1,8 @@
 //! Timed waits on the hub that a signal may end, shared by the waiting
 //! hooks (`hooks/poll.rs`, `hooks/time.rs`, `hooks/process.rs`): the
-//! [`Deadline`] of a call, `timespec` conversions, the interruptible park
-//! and the check of whether a signal interrupts the call (signal(7)).
+//! [`Deadline`] of a call, `timespec` conversions, and the check of
+//! whether a signal interrupts the call (signal(7)); the interruptible
+//! park itself is `hook::park_interruptibly`, shared with `coop::park`.
 
 use std::ffi::c_int;
 use std::time::{Duration, Instant};
@@ -9,7 +10,6 @@ use std::time::{Duration, Instant};
 use libc::timespec;
 
 use crate::handlers::{self, Mark};
-use crate::hook;
 use crate::runtime::rt;
 
 /// When a cooperative wait gives up: `None` waits without limit.
@@ -71,25 +71,6 @@ pub(crate) fn timespec_duration(ts: &timespec) -> Option<Duration> {
     } else {
         Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
     }
-}
-
-/// Runs a runtime wait (`f`) as a hooked call's park: with the bypass flag
-/// cleared (other greenlets run meanwhile, and their hooked calls must
-/// cooperate too) and with signal interruption on, so that a signal
-/// handler interrupting the hub's wait ends it with `-EINTR`. Returns the
-/// wait's result and the point in this thread's handler history where it
-/// began, for [`interrupted`].
-pub(crate) fn park_interruptibly<R>(f: impl FnOnce() -> R) -> (R, Mark) {
-    let since = handlers::mark();
-    let r = hook::unguarded(|| {
-        // SAFETY: runtime entry point; no pointers.
-        let prev = unsafe { (rt().set_signal_interruptible)(1) };
-        let r = f();
-        // SAFETY: as above.
-        unsafe { (rt().set_signal_interruptible)(prev) };
-        r
-    });
-    (r, since)
 }
 
 /// After a park that began at `since` ended with `-EINTR`: true if the

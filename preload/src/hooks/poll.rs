@@ -93,11 +93,11 @@ use libc::{epoll_event, fd_set, nfds_t, pollfd, sigset_t, size_t, timespec, time
 
 use crate::errno::{errno, set_errno};
 use crate::handlers::Mark;
-use crate::hook;
+use crate::hook::{self, park_interruptibly};
 use crate::real;
 use crate::runtime::rt;
 use crate::user_mem;
-use crate::wait::{close_raw, interrupted, park_interruptibly, timespec_duration, Deadline};
+use crate::wait::{close_raw, interrupted, timespec_duration, Deadline};
 
 /// What a parked greenlet waits on.
 enum Watch {

@@ -63,10 +63,10 @@ use greenrt::abi::WAIT_READ;
 use libc::{pid_t, rusage};
 
 use crate::errno::{errno, set_errno};
-use crate::hook;
+use crate::hook::{self, park_interruptibly};
 use crate::real;
 use crate::runtime::rt;
-use crate::wait::{close_raw, interrupted, park_interruptibly};
+use crate::wait::{close_raw, interrupted};
 
 /// The `waitpid` hook.
 ///

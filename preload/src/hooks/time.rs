@@ -55,11 +55,11 @@ use greenrt::abi::WAIT_READ;
 use libc::{clockid_t, timespec, useconds_t};
 
 use crate::errno::{errno, set_errno};
-use crate::hook;
+use crate::hook::{self, park_interruptibly};
 use crate::real;
 use crate::runtime::rt;
 use crate::user_mem;
-use crate::wait::{close_raw, duration_timespec, interrupted, park_interruptibly, timespec_duration};
+use crate::wait::{close_raw, duration_timespec, interrupted, timespec_duration};
 
 /// How a cooperative sleep ended.
 enum Slept {
