@@ -61,7 +61,7 @@ pub const WAIT_WRITE: c_int = libc::POLLOUT as c_int;
 /// on success and a negative errno on failure; none unwinds.
 #[repr(C)]
 pub struct RuntimeV1 {
-    /// Always 1 for this layout.
+    /// Always 2 for this layout ([`RUNTIME_LAYOUT`]).
     pub version: u32,
     /// 1 if a blocking call made now should park the calling greenlet
     /// (DESIGN rule 1), 0 if it should pass straight to libc. `always`
@@ -124,11 +124,21 @@ pub struct RuntimeV1 {
     /// handler interrupts the hub's poller wait (`on` non-zero), or not
     /// (`0`, the default). Returns the previous setting.
     pub set_signal_interruptible: unsafe extern "C" fn(on: c_int) -> c_int,
+    /// Moves the runtime fd at `fd` elsewhere so that the program may
+    /// `dup2` onto the number (see `sys::fds::relocate`): `0`, `-ENOENT`
+    /// (not a runtime fd) or `-EBUSY` (one that cannot move now).
+    pub relocate_fd: unsafe extern "C" fn(fd: c_int) -> c_int,
+    /// The lowest runtime fd at or above `from`, or `-1`.
+    pub next_owned_fd: unsafe extern "C" fn(from: c_int) -> c_int,
 }
+
+/// The layout version of [`RuntimeV1`] this copy implements; the preload
+/// takes over only a table of the same layout.
+pub const RUNTIME_LAYOUT: u32 = 2;
 
 /// This copy's entry points.
 pub static RUNTIME_V1: RuntimeV1 = RuntimeV1 {
-    version: 1,
+    version: RUNTIME_LAYOUT,
     should_cooperate,
     wait_fd,
     wait_fd_level,
@@ -145,6 +155,8 @@ pub static RUNTIME_V1: RuntimeV1 = RuntimeV1 {
     switch_count,
     owns_fd,
     set_signal_interruptible,
+    relocate_fd,
+    next_owned_fd,
 };
 
 // ===== which copy runs the show =====
@@ -492,6 +504,42 @@ unsafe extern "C" fn owns_fd(fd: c_int) -> c_int {
 /// True if `fd` is one of this copy's runtime fds (see `RuntimeV1::owns_fd`).
 pub fn owns_fd_here(fd: c_int) -> bool {
     crate::sys::fds::owns(fd)
+}
+
+unsafe extern "C" fn relocate_fd(fd: c_int) -> c_int {
+    relocate_fd_here(fd)
+}
+
+/// This copy's `RuntimeV1::relocate_fd`.
+pub fn relocate_fd_here(fd: c_int) -> c_int {
+    match crate::sys::fds::relocate(fd) {
+        Ok(()) => 0,
+        Err(crate::sys::fds::RelocateError::NotOwned) => -libc::ENOENT,
+        Err(crate::sys::fds::RelocateError::Busy) => -libc::EBUSY,
+    }
+}
+
+unsafe extern "C" fn next_owned_fd(from: c_int) -> c_int {
+    next_owned_fd_here(from)
+}
+
+/// This copy's `RuntimeV1::next_owned_fd`.
+pub fn next_owned_fd_here(from: c_int) -> c_int {
+    crate::sys::fds::next_owned(from).unwrap_or(-1)
+}
+
+/// Moves a runtime fd the preload creates for one call (a pidfd, a
+/// temporary epoll fd) above the program's range at once and registers
+/// it, so that the program neither sees nor closes it; returns its new
+/// number. Release it with [`release_private_fd`].
+pub fn adopt_private_fd(fd: c_int) -> c_int {
+    crate::sys::fds::own_high(fd).unwrap_or(fd)
+}
+
+/// Unregisters and closes an fd from [`adopt_private_fd`].
+pub fn release_private_fd(fd: c_int) {
+    crate::sys::fds::disown(fd);
+    crate::sys::close_raw(fd);
 }
 
 unsafe extern "C" fn switch_count() -> u64 {

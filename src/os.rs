@@ -49,6 +49,8 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::sys::fds::PrivateFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -150,13 +152,12 @@ static NO_PIDFD: AtomicBool = AtomicBool::new(false);
 /// `pidfd_open(pid, 0)`: an fd (always `O_CLOEXEC`) that polls readable
 /// once `pid` exits; `Ok(None)` where pidfds are unavailable (`ENOSYS`, or
 /// `EPERM` from a seccomp filter).
-pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<Option<OwnedFd>> {
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<Option<PrivateFd>> {
     if NO_PIDFD.load(Ordering::Relaxed) {
         return Ok(None);
     }
     match syscall!(syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint)) {
-        // SAFETY: pidfd_open returned a new fd that nothing else owns.
-        Ok(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })),
+        Ok(fd) => Ok(Some(PrivateFd::adopt(fd as RawFd))),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {
             NO_PIDFD.store(true, Ordering::Relaxed);
             Ok(None)
@@ -167,7 +168,7 @@ pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<Option<OwnedFd>> {
 
 /// A pidfd that a greenlet waits on, removed from the hub's poller before
 /// it is closed.
-struct PidFd(OwnedFd);
+struct PidFd(PrivateFd);
 
 impl Drop for PidFd {
     fn drop(&mut self) {

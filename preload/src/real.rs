@@ -240,6 +240,8 @@ mod table {
         fn dup2(old: c_int, new: c_int) -> c_int;
         /// libc's `dup3`.
         fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
+        /// libc's `close_range`.
+        fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int;
         /// libc's `setsockopt`.
         fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int;
         /// libc's `getsockopt`.

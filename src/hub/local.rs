@@ -57,9 +57,7 @@ pub(crate) fn reset_after_fork() {
         let _ = FORKED_GREENLET.try_with(|f| f.set(old_current));
     }
     hub.remote.close_after_fork();
-    // The child's copy of the eventfd; the parent keeps its own.
-    crate::sys::fds::disown(hub.remote.waker().fd());
-    crate::sys::close_raw(hub.remote.waker().fd());
+    hub.remote.waker().close_after_fork();
     let old = std::mem::replace(&mut *hub.poller.borrow_mut(), Box::new(sys::poll::Poll::new()));
     drop(old); // closes the child's copy of the epoll fd
 }

@@ -23,7 +23,7 @@ use super::task::{Interrupt, State, Task, WaitingOn, WakeHandle, WakeReason};
 use super::timer::{TimerAction, TimerHandle, Timers};
 use crate::config;
 use crate::sys::waker::Waker;
-use crate::sys::{self, Event, Interest, Poller};
+use crate::sys::{self, Event, Poller};
 
 /// Greenlet runs between two non-blocking polls of fds and timers.
 const FAIRNESS_BATCH: u64 = 64;
@@ -70,7 +70,7 @@ impl Hub {
         let cfg = config::get();
         let mut poller = sys::new_poller(cfg.backend)?;
         let waker = Waker::new()?;
-        poller.set_interest(waker.fd(), Interest::READ)?;
+        poller.watch_waker(waker.fd())?;
         let root = Rc::new(Task::new(next_id(), true, Location::caller(), 0));
         let current = Cell::new(Rc::as_ptr(&root));
         let remote = Arc::new(Remote::new(waker));
@@ -446,9 +446,8 @@ impl Hub {
         }
         // A signal handler may have closed fds during the wait.
         self.run_deferred_forgets();
-        let waker_fd = self.remote.waker().fd();
         for ev in &events {
-            if ev.fd == waker_fd {
+            if ev.fd == sys::WAKER_TOKEN {
                 // Clear the wake before taking the messages (see mailbox.rs).
                 self.remote.waker().drain();
                 self.run_remote();

@@ -3,13 +3,14 @@
 //! is not.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::hub;
 use crate::os;
-use crate::sys::syscall;
+use crate::sys::fds::PrivateFd;
+use crate::sys::waker::Waker;
 
 /// Poll at least this often for children without a pidfd.
 const NO_PIDFD_POLL_MS: libc::c_int = 50;
@@ -20,13 +21,13 @@ struct Reaper {
     /// the parent's children are not the child's to reap).
     generation: u64,
     /// Wakes the thread when a child is added.
-    wake: OwnedFd,
+    wake: Waker,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
-    children: Vec<(libc::pid_t, Option<OwnedFd>)>,
+    children: Vec<(libc::pid_t, Option<PrivateFd>)>,
     running: bool,
 }
 
@@ -45,11 +46,9 @@ fn get() -> io::Result<&'static Reaper> {
             return Ok(r);
         }
     }
-    let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
     let new = Box::into_raw(Box::new(Reaper {
         generation,
-        // SAFETY: eventfd returned a new fd that nothing else owns.
-        wake: unsafe { OwnedFd::from_raw_fd(fd) },
+        wake: Waker::new()?,
         state: Mutex::new(State::default()),
     }));
     match REAPER.compare_exchange(p, new, Ordering::AcqRel, Ordering::Acquire) {
@@ -86,9 +85,7 @@ pub(super) fn adopt(pid: libc::pid_t) {
     st.children.push((pid, pidfd));
     if st.running {
         drop(st);
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to our eventfd.
-        unsafe { libc::write(r.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        r.wake.wake();
         return;
     }
     let started = hub::spawn_internal_thread("greenrt-reaper", move || run(r));
@@ -115,8 +112,9 @@ fn run(r: &'static Reaper) {
                 return;
             }
             pollfds.clear();
+            // The waker's number is filled in while it is held, below.
             pollfds.push(libc::pollfd {
-                fd: r.wake.as_raw_fd(),
+                fd: -1,
                 events: libc::POLLIN,
                 revents: 0,
             });
@@ -134,10 +132,10 @@ fn run(r: &'static Reaper) {
         // The runtime's own poll, never a hooked one. The pidfds stay open
         // while we poll: only this thread removes children (and so closes
         // their fds).
-        let _ = crate::sys::ppoll_raw(&mut pollfds, timeout);
-        let mut drained = 0u64;
-        // SAFETY: reads at most 8 bytes into a live u64 from our
-        // non-blocking eventfd.
-        unsafe { libc::read(r.wake.as_raw_fd(), (&mut drained as *mut u64).cast(), 8) };
+        let _ = r.wake.fd().with(|wake| {
+            pollfds[0].fd = wake;
+            crate::sys::ppoll_raw(&mut pollfds, timeout)
+        });
+        r.wake.drain();
     }
 }

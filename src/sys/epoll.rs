@@ -5,21 +5,22 @@
 //! waits is dropped, which is safe because waiters always try the operation
 //! before they park and any new data after an `EAGAIN` produces a new edge.
 
-use super::{raw_syscall, syscall, timeout_ms, Event, Interest, Poller};
+use super::fds::{RuntimeFd, RuntimeFdRef};
+use super::{raw_syscall, syscall, timeout_ms, Event, Interest, Poller, WAKER_TOKEN};
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
 /// An epoll instance plus the set of fds registered in it.
 pub(crate) struct Epoll {
-    epfd: RawFd,
+    epfd: RuntimeFd,
     registered: Vec<bool>,
     buf: Vec<libc::epoll_event>,
 }
 
 impl Epoll {
     pub(crate) fn new() -> io::Result<Self> {
-        let epfd = super::fds::own_high(syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?)?;
+        let epfd = RuntimeFd::adopt(syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?)?;
         Ok(Epoll {
             epfd,
             registered: Vec::new(),
@@ -49,14 +50,16 @@ impl Poller for Epoll {
             events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
             u64: fd as u64,
         };
-        match syscall!(epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev)) {
-            Ok(_) => {}
-            // Registered through a dup'ed fd number that was reused: refresh.
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                syscall!(epoll_ctl(self.epfd, libc::EPOLL_CTL_MOD, fd, &mut ev))?;
-            }
-            Err(e) => return Err(e),
-        }
+        self.epfd.with(
+            |epfd| match syscall!(epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev)) {
+                Ok(_) => Ok(()),
+                // Registered through a dup'ed fd number that was reused: refresh.
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    syscall!(epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, &mut ev)).map(drop)
+                }
+                Err(e) => Err(e),
+            },
+        )?;
         self.mark(fd, true);
         Ok(())
     }
@@ -69,7 +72,9 @@ impl Poller for Epoll {
     fn forget(&mut self, fd: RawFd) {
         if self.is_registered(fd) {
             // An fd that is already closed is already gone from the set.
-            let _ = syscall!(epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()));
+            let _ = self
+                .epfd
+                .with(|epfd| syscall!(epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut())));
             self.mark(fd, false);
         }
     }
@@ -77,15 +82,18 @@ impl Poller for Epoll {
     fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         self.buf.clear();
         let cap = self.buf.capacity() as libc::c_int;
-        let n = match raw_syscall!(
-            SYS_epoll_pwait,
-            self.epfd,
-            self.buf.as_mut_ptr(),
-            cap,
-            timeout_ms(timeout),
-            std::ptr::null::<libc::sigset_t>(),
-            0usize
-        ) {
+        let buf = self.buf.as_mut_ptr();
+        let n = match self.epfd.with(|epfd| {
+            raw_syscall!(
+                SYS_epoll_pwait,
+                epfd,
+                buf,
+                cap,
+                timeout_ms(timeout),
+                std::ptr::null::<libc::sigset_t>(),
+                0usize
+            )
+        }) {
             Ok(n) => n as usize,
             Err(e) => return Err(e),
         };
@@ -103,14 +111,20 @@ impl Poller for Epoll {
         Ok(())
     }
 
+    fn watch_waker(&mut self, waker: RuntimeFdRef) -> io::Result<()> {
+        // Keyed by a token, not the number: the registration belongs to
+        // the open file and outlives a relocation of either fd.
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: WAKER_TOKEN as u64,
+        };
+        self.epfd
+            .with(|epfd| waker.with(|w| syscall!(epoll_ctl(epfd, libc::EPOLL_CTL_ADD, w, &mut ev))))?;
+        self.epfd.nudge_through(waker);
+        Ok(())
+    }
+
     fn name(&self) -> &'static str {
         "epoll"
-    }
-}
-
-impl Drop for Epoll {
-    fn drop(&mut self) {
-        super::fds::disown(self.epfd);
-        super::close_raw(self.epfd);
     }
 }

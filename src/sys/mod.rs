@@ -169,6 +169,10 @@ pub(crate) struct Event {
     pub writable: bool,
 }
 
+/// The [`Event::fd`] that reports the hub's waker (see
+/// [`Poller::watch_waker`]), whatever number the waker has.
+pub(crate) const WAKER_TOKEN: RawFd = -2;
+
 /// The contract every poller backend meets (see the module docs).
 pub(crate) trait Poller {
     /// Declares the interest currently wanted for `fd`. `Interest::NONE`
@@ -184,6 +188,10 @@ pub(crate) trait Poller {
     /// that interrupts the wait is reported as `ErrorKind::Interrupted`
     /// (with whatever `events` were collected: none).
     fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()>;
+    /// Watches the hub's waker for readability from now on, reported as
+    /// an event on [`WAKER_TOKEN`]: by the waker's current number at each
+    /// wait, so that it may move (`fds::relocate`).
+    fn watch_waker(&mut self, waker: fds::RuntimeFdRef) -> io::Result<()>;
     /// The backend's name, as accepted by `GREENRT_BACKEND`.
     fn name(&self) -> &'static str;
 }

@@ -2,7 +2,8 @@
 //! `GREENRT_BACKEND=poll`. Level-triggered: only fds with a waiter are
 //! passed to poll, with exactly the directions wanted.
 
-use super::{timeout_ms, Event, Interest, Poller};
+use super::fds::RuntimeFdRef;
+use super::{timeout_ms, Event, Interest, Poller, WAKER_TOKEN};
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -11,6 +12,8 @@ use std::time::Duration;
 pub(crate) struct Poll {
     interest: Vec<(RawFd, Interest)>,
     pollfds: Vec<libc::pollfd>,
+    /// The hub's waker, polled first in every wait by its current number.
+    waker: Option<RuntimeFdRef>,
 }
 
 impl Poll {
@@ -18,6 +21,7 @@ impl Poll {
         Poll {
             interest: Vec::new(),
             pollfds: Vec::new(),
+            waker: None,
         }
     }
 }
@@ -41,6 +45,15 @@ impl Poller for Poll {
 
     fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         self.pollfds.clear();
+        let watched = self.waker.is_some() as usize;
+        if watched == 1 {
+            // The number is filled in below, while the waker is held.
+            self.pollfds.push(libc::pollfd {
+                fd: -1,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         for &(fd, i) in &self.interest {
             let ev = i.poll_events();
             self.pollfds.push(libc::pollfd {
@@ -49,20 +62,30 @@ impl Poller for Poll {
                 revents: 0,
             });
         }
-        match super::ppoll_raw(&mut self.pollfds, timeout_ms(timeout)) {
-            Ok(_) => {}
-            Err(e) => return Err(e),
-        }
+        let pollfds = &mut self.pollfds;
+        let ms = timeout_ms(timeout);
+        match self.waker {
+            Some(w) => w.with(|wfd| {
+                pollfds[0].fd = wfd;
+                super::ppoll_raw(pollfds, ms)
+            })?,
+            None => super::ppoll_raw(pollfds, ms)?,
+        };
         let err = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
-        for p in &self.pollfds {
+        for (i, p) in self.pollfds.iter().enumerate() {
             if p.revents != 0 {
                 events.push(Event {
-                    fd: p.fd,
+                    fd: if i < watched { WAKER_TOKEN } else { p.fd },
                     readable: p.revents & (libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP | err) != 0,
                     writable: p.revents & (libc::POLLOUT | err) != 0,
                 });
             }
         }
+        Ok(())
+    }
+
+    fn watch_waker(&mut self, waker: RuntimeFdRef) -> io::Result<()> {
+        self.waker = Some(waker);
         Ok(())
     }
 

@@ -1,25 +1,28 @@
 //! The cross-thread waker: an eventfd that another thread writes to make a
 //! hub's poller return, like libev's async watcher.
 
+use super::fds::{RuntimeFd, RuntimeFdRef};
 use super::{raw_syscall, syscall};
 use std::io;
-use std::os::fd::RawFd;
 
-/// An eventfd owned by one hub and shared (by fd number) with the threads
-/// that hold a handle to that hub.
+/// An eventfd owned by one hub and shared with the threads that hold a
+/// handle to that hub. Its number may move (see `fds::relocate`).
 pub(crate) struct Waker {
-    fd: RawFd,
+    fd: RuntimeFd,
 }
 
 impl Waker {
     pub(crate) fn new() -> io::Result<Self> {
-        let fd = super::fds::own_high(syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?)?;
+        let fd = RuntimeFd::adopt(syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?)?;
+        // A poll(2) backend waits with this number in its set: moving it
+        // wakes that wait through the fd itself.
+        fd.nudge_through(fd.by_ref());
         Ok(Waker { fd })
     }
 
-    /// The fd to register for readability.
-    pub(crate) fn fd(&self) -> RawFd {
-        self.fd
+    /// The eventfd, for the poller to watch.
+    pub(crate) fn fd(&self) -> RuntimeFdRef {
+        self.fd.by_ref()
     }
 
     /// Makes the owning hub's poller return. Callable from any thread.
@@ -27,20 +30,23 @@ impl Waker {
         let one: u64 = 1;
         // Writes 8 bytes from a valid u64 to our eventfd; EAGAIN (counter
         // saturated) still leaves the fd readable, which is the point.
-        let _ = raw_syscall!(SYS_write, self.fd, &one as *const u64, 8usize);
+        let _ = self
+            .fd
+            .with(|fd| raw_syscall!(SYS_write, fd, &one as *const u64, 8usize));
     }
 
     /// Clears the readiness after the hub has been woken.
     pub(crate) fn drain(&self) {
         let mut buf: u64 = 0;
         // Reads at most 8 bytes into a valid u64; EAGAIN is fine.
-        let _ = raw_syscall!(SYS_read, self.fd, &mut buf as *mut u64, 8usize);
+        let _ = self
+            .fd
+            .with(|fd| raw_syscall!(SYS_read, fd, &mut buf as *mut u64, 8usize));
     }
-}
 
-impl Drop for Waker {
-    fn drop(&mut self) {
-        super::fds::disown(self.fd);
-        super::close_raw(self.fd);
+    /// Closes the child's copy of the eventfd after a fork (the parent
+    /// keeps its own).
+    pub(crate) fn close_after_fork(&self) {
+        self.fd.close_now();
     }
 }

@@ -1,7 +1,7 @@
 //! Hooks for plain fd I/O: `read`, `write`, `readv`, `writev`,
-//! `__read_chk`, `pipe`, `pipe2`, `close`, `dup`, `dup2`, `dup3`, `fcntl`
-//! (`fcntl64`) and `ioctl` (the last three through `shim.c`, since stable
-//! Rust cannot define a variadic function).
+//! `__read_chk`, `pipe`, `pipe2`, `fcntl` (`fcntl64`) and `ioctl` (the
+//! last two through `shim.c`, since stable Rust cannot define a variadic
+//! function). `close` and `dup*` are the `fds` family.
 //!
 //! How a blocking call cooperates, and the rules kept, is in `coop.rs`;
 //! these hooks pick the call (`recv`/`recvmsg` for sockets,
@@ -19,9 +19,8 @@ use crate::coop::{
 };
 use crate::errno::{errno, set_errno};
 use crate::fdtable::{self, FdState, Kind};
-use crate::hook;
 use crate::real;
-use crate::runtime::rt;
+use crate::runtime;
 
 /// The level-triggered fallback for fds without `RWF_NOWAIT` (FIFOs,
 /// ttys, timerfd, ...): wait until ready, then make the real call.
@@ -289,113 +288,6 @@ pub unsafe fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
     r
 }
 
-/// Wakes this thread's greenlets waiting on `fd` (they get `EBADF`) and
-/// drops it from the poller, before it is closed or replaced (rule 4).
-pub(crate) fn cancel_waiters(fd: c_int) {
-    if hook::bypassed() {
-        return;
-    }
-    if let Some(st) = fdtable::peek(fd) {
-        if st.kind == Kind::Passthrough {
-            return;
-        }
-    }
-    let saved = errno();
-    hook::guarded(
-        "close",
-        // SAFETY: a runtime entry point; no preconditions.
-        || unsafe { (rt().cancel_wait)(fd) },
-        || (),
-    );
-    set_errno(saved);
-}
-
-/// The `close` hook: waiters wake with `EBADF` and the fd leaves the
-/// poller before it is closed (rule 4).
-///
-/// # Safety
-/// The libc contract of `close`.
-pub unsafe fn close(fd: c_int) -> c_int {
-    if runtime_owns(fd) {
-        // Not open as far as the program knows: answer as the kernel would.
-        set_errno(libc::EBADF);
-        return -1;
-    }
-    if fd >= 0 && tracking() {
-        cancel_waiters(fd);
-        fdtable::forget(fd);
-    }
-    // SAFETY: the caller's arguments.
-    unsafe { real::close(fd) }
-}
-
-/// The `dup` hook: the copy shares the original's open file description.
-///
-/// # Safety
-/// The libc contract of `dup`.
-pub unsafe fn dup(fd: c_int) -> c_int {
-    // SAFETY: the caller's arguments.
-    let r = unsafe { real::dup(fd) };
-    if r >= 0 && tracking() {
-        fdtable::duplicated(fd, r);
-    }
-    r
-}
-
-/// `dup2`/`dup3` over `new`: cancel its waiters first (rule 4) unless the
-/// call would fail without touching it.
-fn before_replace(old: c_int, new: c_int) {
-    if old != new && new >= 0 && tracking() && fdtable::get(old).is_some() {
-        cancel_waiters(new);
-        fdtable::forget(new);
-    }
-}
-
-/// True if `fd` is one of the runtime's own fds (in this copy or the
-/// serving one): the program never opened it.
-fn runtime_owns(fd: c_int) -> bool {
-    // SAFETY: a runtime table entry point; no preconditions.
-    fd >= 0 && (greenrt::abi::owns_fd_here(fd) || unsafe { (crate::runtime::rt().owns_fd)(fd) } != 0)
-}
-
-/// The `dup2` hook.
-///
-/// # Safety
-/// The libc contract of `dup2`.
-pub unsafe fn dup2(old: c_int, new: c_int) -> c_int {
-    if runtime_owns(old) || runtime_owns(new) {
-        // The number belongs to the runtime, which keeps its fds high to
-        // make this rare; replacing it would break the hub.
-        set_errno(if runtime_owns(old) { libc::EBADF } else { libc::EBUSY });
-        return -1;
-    }
-    before_replace(old, new);
-    // SAFETY: the caller's arguments.
-    let r = unsafe { real::dup2(old, new) };
-    if r >= 0 && old != new && tracking() {
-        fdtable::duplicated(old, r);
-    }
-    r
-}
-
-/// The `dup3` hook.
-///
-/// # Safety
-/// The libc contract of `dup3`.
-pub unsafe fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
-    if runtime_owns(old) || runtime_owns(new) {
-        set_errno(if runtime_owns(old) { libc::EBADF } else { libc::EBUSY });
-        return -1;
-    }
-    before_replace(old, new);
-    // SAFETY: the caller's arguments.
-    let r = unsafe { real::dup3(old, new, flags) };
-    if r >= 0 && tracking() {
-        fdtable::duplicated(old, r);
-    }
-    r
-}
-
 /// The Rust side of shim.c's `fcntl`/`fcntl64`: `F_GETFL` shows only the
 /// flags the program set, `F_SETFL` records its `O_NONBLOCK`, `F_DUPFD*`
 /// record the duplicate.
@@ -422,6 +314,8 @@ pub unsafe extern "C" fn greenrt_preload_fcntl(fd: c_int, cmd: c_int, arg: c_lon
             r
         }
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
+            // The number the program would get without the runtime's fds.
+            let r = runtime::lowest_for_program(arg as c_int, r, cmd == libc::F_DUPFD_CLOEXEC);
             fdtable::duplicated(fd, r);
             r
         }
@@ -454,10 +348,6 @@ crate::hook::forward_hooks! {
     fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t) -> ssize_t => read_chk_hook calls super::read_chk;
     fn pipe(fds: *mut c_int) -> c_int => pipe_hook calls super::pipe;
     fn pipe2(fds: *mut c_int, flags: c_int) -> c_int => pipe2_hook calls super::pipe2;
-    fn close(fd: c_int) -> c_int => close_hook calls super::close;
-    fn dup(fd: c_int) -> c_int => dup_hook calls super::dup;
-    fn dup2(old: c_int, new: c_int) -> c_int => dup2_hook calls super::dup2;
-    fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => dup3_hook calls super::dup3;
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //!
 //! | family | calls |
 //! |---|---|
-//! | [`io`] | read, write, readv, writev, pipe, close, dup*, fcntl, ioctl |
+//! | [`io`] | read, write, readv, writev, pipe, fcntl, ioctl |
+//! | [`fds`] | close, close_range, closefrom, dup, dup2, dup3 |
 //! | [`net`] | socket, accept*, connect, recv*, send*, setsockopt |
 //! | [`poll`] | poll, ppoll, select, pselect, epoll_wait, epoll_pwait |
 //! | [`time`] | sleep, usleep, nanosleep, clock_nanosleep |
@@ -13,6 +14,7 @@
 //! | [`signal`] | sigaction, signal, bsd_signal, sysv_signal, sigset |
 
 pub mod dns;
+pub mod fds;
 pub mod io;
 pub mod net;
 pub mod poll;

@@ -97,7 +97,7 @@ use crate::hook::{self, park_interruptibly};
 use crate::real;
 use crate::runtime::rt;
 use crate::user_mem;
-use crate::wait::{close_raw, interrupted, timespec_duration, Deadline};
+use crate::wait::{close_private, interrupted, private_fd, timespec_duration, Deadline};
 
 /// What a parked greenlet waits on.
 enum Watch {
@@ -144,7 +144,7 @@ impl TempEpoll {
         if fd < 0 {
             Err(errno())
         } else {
-            Ok(TempEpoll(fd))
+            Ok(TempEpoll(private_fd(fd)))
         }
     }
 
@@ -178,7 +178,7 @@ impl Drop for TempEpoll {
         // Out of the hub's poller before the number can be reused (rule 4).
         // SAFETY: runtime entry point; no pointers.
         unsafe { (rt().cancel_wait)(self.0) };
-        close_raw(self.0);
+        close_private(self.0);
     }
 }
 

@@ -66,7 +66,7 @@ use crate::errno::{errno, set_errno};
 use crate::hook::{self, park_interruptibly};
 use crate::real;
 use crate::runtime::rt;
-use crate::wait::{close_raw, interrupted};
+use crate::wait::{close_private, close_raw, interrupted, private_fd};
 
 /// The `waitpid` hook.
 ///
@@ -130,7 +130,7 @@ fn pidfd_open(pid: pid_t) -> Result<c_int, c_int> {
     if fd < 0 {
         Err(errno())
     } else {
-        Ok(fd as c_int)
+        Ok(private_fd(fd as c_int))
     }
 }
 
@@ -228,7 +228,7 @@ unsafe fn wait_coop(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rus
             };
             // SAFETY: runtime entry point; no pointers.
             unsafe { (rt().cancel_wait)(pfd) };
-            close_raw(pfd);
+            close_private(pfd);
             if let Some(r) = r {
                 return r;
             }

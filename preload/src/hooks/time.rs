@@ -59,7 +59,7 @@ use crate::hook::{self, park_interruptibly};
 use crate::real;
 use crate::runtime::rt;
 use crate::user_mem;
-use crate::wait::{close_raw, duration_timespec, interrupted, timespec_duration};
+use crate::wait::{close_private, duration_timespec, interrupted, private_fd, timespec_duration};
 
 /// How a cooperative sleep ended.
 enum Slept {
@@ -206,7 +206,7 @@ impl TimerFd {
         if fd < 0 {
             return None;
         }
-        let t = TimerFd(fd);
+        let t = TimerFd(private_fd(fd));
         let its = libc::itimerspec {
             it_interval: timespec { tv_sec: 0, tv_nsec: 0 },
             it_value: *req,
@@ -235,7 +235,7 @@ impl Drop for TimerFd {
     fn drop(&mut self) {
         // SAFETY: runtime entry point; no pointers.
         unsafe { (rt().cancel_wait)(self.0) };
-        close_raw(self.0);
+        close_private(self.0);
     }
 }
 
