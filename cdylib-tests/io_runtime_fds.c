@@ -1,10 +1,14 @@
 /* The runtime's own fds (epoll fd, eventfd) are invisible to the program:
  * a program that closes every fd number it did not open (like bash does
  * with numbers it used before, or closefrom()) must keep working, and
- * closing those numbers fails with EBADF as it would without the preload. */
+ * closing those numbers fails with EBADF as it would without the preload.
+ * Even a close loop through raw system calls, which no hook sees, leaves
+ * the runtime working: the hub makes new fds and waits on. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +19,26 @@ static const char *errname(int e) {
     case EBADF: return "EBADF";
     default: return "other";
     }
+}
+
+static int q[2];
+
+static void *write_later(void *arg) {
+    (void)arg;
+    struct timespec ts = {0, 50000000};
+    nanosleep(&ts, NULL);
+    write(q[1], "y", 1);
+    return NULL;
+}
+
+/* A read parked until another thread writes. */
+static void read_parked(const char *what) {
+    pthread_t t;
+    pthread_create(&t, NULL, write_later, NULL);
+    char c = 0;
+    ssize_t n = read(q[0], &c, 1);
+    pthread_join(t, NULL);
+    printf("%s: read %zd '%c'\n", what, n, c);
 }
 
 int main(void) {
@@ -49,5 +73,13 @@ int main(void) {
     printf("child exit %d\n", WEXITSTATUS(st));
     nanosleep(&ts, NULL);
     printf("sleep after sweep: ok\n");
+
+    if (pipe(q) != 0) return 1;
+    read_parked("before the raw close loop");
+    for (int fd = 3; fd < 4096; fd++)
+        if (fd != q[0] && fd != q[1]) syscall(SYS_close, fd);
+    read_parked("after the raw close loop");
+    nanosleep(&ts, NULL);
+    printf("sleep after the raw close loop: ok\n");
     return 0;
 }

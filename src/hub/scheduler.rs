@@ -442,6 +442,9 @@ impl Hub {
             // the waits that a handler interrupts (hooked poll, sleep, ...)
             // end, as the blocking calls would have.
             Err(e) if e.kind() == io::ErrorKind::Interrupted => self.signal_interrupt(),
+            // EBADF: the poller's fd (or, for poll(2), the waker) is not
+            // open; EINVAL: its number is another kind of file now.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EBADF) | Some(libc::EINVAL)) => self.rebuild_poller(&e),
             Err(e) => config::log(config::LogLevel::Error, format_args!("poller wait failed: {e}")),
         }
         // A signal handler may have closed fds during the wait.
@@ -456,6 +459,48 @@ impl Hub {
             self.dispatch_fd(*ev);
         }
         *self.events.borrow_mut() = events;
+    }
+}
+
+impl Hub {
+    /// The program closed the hub's own fds behind the hooks' back (a
+    /// close loop through raw system calls, which the preload's `close`,
+    /// `close_range` and `closefrom` hooks would have refused): makes a new
+    /// poller (and waker, if it is gone too) and registers again every fd
+    /// that greenlets wait on, so that the waits go on.
+    #[cold]
+    fn rebuild_poller(&self, cause: &io::Error) {
+        let renewed = self.remote.waker().renew_if_lost();
+        let fresh = sys::new_poller(config::get().backend).and_then(|mut p| {
+            p.watch_waker(self.remote.waker().fd())?;
+            for (fd, w) in self.fds.borrow().iter() {
+                p.set_interest(*fd, w.interest())?;
+            }
+            Ok(p)
+        });
+        match fresh {
+            Ok(p) => {
+                let mut old = std::mem::replace(&mut *self.poller.borrow_mut(), p);
+                old.abandon();
+                config::log(
+                    config::LogLevel::Debug,
+                    format_args!(
+                        "the hub's poller fd was closed behind its back ({cause}); made a new one{}",
+                        if matches!(renewed, Ok(true)) {
+                            " and a new waker"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
+            Err(e) => config::log(
+                config::LogLevel::Error,
+                format_args!("poller wait failed ({cause}) and no new poller could be made: {e}"),
+            ),
+        }
+        // The fresh registrations report whatever is ready already
+        // (epoll's ADD, poll's next call): no wake is lost.
     }
 }
 

@@ -124,6 +124,10 @@ impl Poller for Epoll {
         Ok(())
     }
 
+    fn abandon(&mut self) {
+        self.epfd.abandon();
+    }
+
     fn name(&self) -> &'static str {
         "epoll"
     }

@@ -366,13 +366,35 @@ impl RuntimeFd {
     /// Closes the fd now (the child's copy after a fork); the value stays
     /// as a closed slot until dropped.
     pub(crate) fn close_now(&self) {
-        self.slot.lock(Duration::MAX);
-        let fd = self.slot.fd.swap(-1, Ordering::SeqCst);
-        self.slot.unlock();
-        if fd >= 0 {
-            disown(fd);
+        if let Some(fd) = self.take(-1) {
             super::close_raw(fd);
         }
+    }
+
+    /// Puts `fresh` (a new fd, moved high here) in place of a number the
+    /// program closed behind the hooks' back: the old number is forgotten,
+    /// never closed (it may be the program's file now).
+    pub(crate) fn replace_lost(&self, fresh: RawFd) -> io::Result<()> {
+        let fresh = own_high(fresh)?;
+        self.take(fresh);
+        Ok(())
+    }
+
+    /// Forgets the number without closing it (see `replace_lost`); the
+    /// value stays as a closed slot until dropped.
+    pub(crate) fn abandon(&self) {
+        self.take(-1);
+    }
+
+    /// Publishes `next` and unregisters the number it replaces (returned).
+    fn take(&self, next: RawFd) -> Option<RawFd> {
+        self.slot.lock(Duration::MAX);
+        let fd = self.slot.fd.swap(next, Ordering::SeqCst);
+        self.slot.unlock();
+        (fd >= 0).then(|| {
+            disown(fd);
+            fd
+        })
     }
 }
 

@@ -192,6 +192,10 @@ pub(crate) trait Poller {
     /// an event on [`WAKER_TOKEN`]: by the waker's current number at each
     /// wait, so that it may move (`fds::relocate`).
     fn watch_waker(&mut self, waker: fds::RuntimeFdRef) -> io::Result<()>;
+    /// Gives up the backend's own fd without closing it: the program
+    /// closed it behind the hooks' back, and the number may be its file
+    /// now. The backend is dropped next.
+    fn abandon(&mut self) {}
     /// The backend's name, as accepted by `GREENRT_BACKEND`.
     fn name(&self) -> &'static str;
 }

@@ -71,6 +71,10 @@ impl Poller for Poll {
             })?,
             None => super::ppoll_raw(pollfds, ms)?,
         };
+        if watched == 1 && self.pollfds[0].revents & libc::POLLNVAL != 0 {
+            // The waker was closed behind the hooks' back.
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
         let err = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
         for (i, p) in self.pollfds.iter().enumerate() {
             if p.revents != 0 {

@@ -44,6 +44,21 @@ impl Waker {
             .with(|fd| raw_syscall!(SYS_read, fd, &mut buf as *mut u64, 8usize));
     }
 
+    /// After the program closed the hub's fds behind the hooks' back (a
+    /// raw close loop): if the number is no longer an eventfd, makes a new
+    /// one in its place. True if it did.
+    pub(crate) fn renew_if_lost(&self) -> io::Result<bool> {
+        let lost = self.fd.with(|fd| {
+            let link = std::fs::read_link(format!("/proc/self/fd/{fd}"));
+            !matches!(link, Ok(l) if l.as_os_str() == "anon_inode:[eventfd]")
+        });
+        if lost {
+            self.fd
+                .replace_lost(syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?)?;
+        }
+        Ok(lost)
+    }
+
     /// Closes the child's copy of the eventfd after a fork (the parent
     /// keeps its own).
     pub(crate) fn close_after_fork(&self) {
