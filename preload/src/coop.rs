@@ -130,7 +130,7 @@ pub(crate) fn coop_if(eligible: bool, fd: c_int) -> Option<FdState> {
 /// `coop_call` runs under [`hook::guarded`] (with `real_call` as its
 /// fallback after a panic); without one, the real call is made.
 #[inline]
-pub(crate) fn hooked<R>(
+pub(crate) fn hooked<R: hook::Failure>(
     name: &str,
     st: Option<FdState>,
     coop_call: impl FnOnce(FdState) -> R,
@@ -373,6 +373,9 @@ pub(crate) fn transfer(
             if until == Until::First {
                 set_errno(saved);
                 return r;
+            }
+            if r > 0 {
+                hook::progressed();
             }
             done += r as usize;
             cursor.advance(r as usize);

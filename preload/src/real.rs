@@ -94,6 +94,24 @@ impl Slot {
     }
 }
 
+thread_local! {
+    /// Real calls made on this thread (wrapping), see [`calls_made`].
+    static CALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one real call (every function declared with [`real_fns!`]).
+#[inline(always)]
+pub fn count_call() {
+    let _ = CALLS.try_with(|c| c.set(c.get().wrapping_add(1)));
+}
+
+/// How many real calls this thread has made (wrapping): compared before
+/// and after a hook, it tells whether a panic came before the hook's real
+/// call or after it had its effect.
+pub fn calls_made() -> u32 {
+    CALLS.try_with(|c| c.get()).unwrap_or(0)
+}
+
 /// What a call to an absent real function returns (errno is `ENOSYS`).
 pub trait Missing {
     /// The failure value of the call's return type.
@@ -175,6 +193,7 @@ macro_rules! real_fns {
                         // SAFETY: `p` is the address dlsym returned for
                         // this name, a function with this C signature.
                         let f: unsafe extern "C" fn($($t),*) -> $r = unsafe { std::mem::transmute(p) };
+                        $crate::real::count_call();
                         // SAFETY: the caller keeps the libc contract.
                         unsafe { f($($a),*) }
                     }

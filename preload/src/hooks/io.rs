@@ -19,6 +19,7 @@ use crate::coop::{
 };
 use crate::errno::{errno, set_errno};
 use crate::fdtable::{self, FdState, Kind};
+use crate::hook;
 use crate::real;
 use crate::runtime;
 
@@ -297,13 +298,19 @@ pub unsafe fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn greenrt_preload_fcntl(fd: c_int, cmd: c_int, arg: c_long, is64: c_int) -> c_int {
     // SAFETY: the caller's arguments, to the function it called.
-    let r = unsafe {
+    let real_call = || unsafe {
         if is64 != 0 {
             real::fcntl64(fd, cmd, arg)
         } else {
             real::fcntl(fd, cmd, arg)
         }
     };
+    hook::contained("fcntl", || fcntl_recorded(fd, cmd, arg, real_call()), real_call)
+}
+
+/// What `fcntl` returns to the program, and the fd table's record of it,
+/// given the real call's result `r`.
+fn fcntl_recorded(fd: c_int, cmd: c_int, arg: c_long, r: c_int) -> c_int {
     if r < 0 || !tracking() {
         return r;
     }
@@ -331,13 +338,20 @@ pub unsafe extern "C" fn greenrt_preload_fcntl(fd: c_int, cmd: c_int, arg: c_lon
 #[no_mangle]
 pub unsafe extern "C" fn greenrt_preload_ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     // SAFETY: the caller's arguments.
-    let r = unsafe { real::ioctl(fd, request, arg) };
-    if r == 0 && request == libc::FIONBIO as c_ulong && tracking() && !arg.is_null() {
-        // SAFETY: the kernel read an int from `arg` successfully.
-        let on = unsafe { *(arg as *const c_int) } != 0;
-        fdtable::set_user_nonblock(fd, on);
-    }
-    r
+    let real_call = || unsafe { real::ioctl(fd, request, arg) };
+    hook::contained(
+        "ioctl",
+        || {
+            let r = real_call();
+            if r == 0 && request == libc::FIONBIO as c_ulong && tracking() && !arg.is_null() {
+                // SAFETY: the kernel read an int from `arg` successfully.
+                let on = unsafe { *(arg as *const c_int) } != 0;
+                fdtable::set_user_nonblock(fd, on);
+            }
+            r
+        },
+        real_call,
+    )
 }
 
 crate::hook::forward_hooks! {

@@ -24,6 +24,7 @@ use libc::{iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespe
 use crate::coop::{self, hooked, park, send_msg, stale, tracking, transfer, Cursor, Dir, Until, Waited};
 use crate::errno::{errno, set_errno};
 use crate::fdtable::{self, FdState, Kind, Timeo};
+use crate::hook;
 use crate::real;
 
 /// Flags under which a receive never blocks: pass through.
@@ -281,6 +282,10 @@ unsafe fn accept_any(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags:
                     };
                     let r = real_call();
                     drop(guard);
+                    if r >= 0 {
+                        // A connection taken: a retry would take another.
+                        hook::progressed();
+                    }
                     r as ssize_t
                 },
                 || real_call() as ssize_t,
@@ -361,7 +366,8 @@ unsafe fn connect_coop(fd: c_int, st: FdState, addr: *const sockaddr, len: sockl
             set_errno(saved);
             return blocking();
         }
-        Err(libc::EINPROGRESS) => {}
+        // Started: a repeated connect would answer EALREADY.
+        Err(libc::EINPROGRESS) => hook::progressed(),
         Err(libc::EAGAIN) => {
             // A full AF_UNIX backlog: the blocking call waits for room,
             // which no readiness event announces; make it.
@@ -626,6 +632,7 @@ unsafe fn recvmmsg_coop(
         // SAFETY: the caller's array from `done` on.
         let r = unsafe { real::recvmmsg(fd, v.add(done as usize), vlen - done, fl, std::ptr::null_mut()) };
         if r > 0 {
+            hook::progressed();
             done += r as c_uint;
             if done >= vlen || flags & libc::MSG_WAITFORONE != 0 {
                 break Ok(());
