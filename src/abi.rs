@@ -270,10 +270,9 @@ unsafe extern "C" fn should_cooperate(always: c_int) -> c_int {
     });
     match existing {
         Some(v) => v,
-        None if always != 0 && hub::can_create() => {
-            hub::with(|_| ());
-            1
-        }
+        // The hub (and its fds) is made by the first wait that parks, not
+        // here: a program whose calls never block has none.
+        None if always != 0 && hub::can_create() => 1,
         None => 0,
     }
 }
