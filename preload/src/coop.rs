@@ -86,6 +86,7 @@ use crate::config::{self, Hooks};
 use crate::errno::{errno, set_errno};
 use crate::fdtable::{self, FdState, Kind, Timeo};
 use crate::handlers;
+use crate::handover;
 use crate::hook;
 use crate::real;
 use crate::runtime::rt;
@@ -336,13 +337,42 @@ pub(crate) enum Until {
     All,
 }
 
+/// Parks a transfer on `fd` (see [`park`]), keeping the call's open file
+/// if another thread closes or replaces the number meanwhile (see
+/// `handover`): then `claim` holds the private duplicate the call goes on
+/// with (`call_fd` is switched to it), unless the close came from this
+/// thread's own greenlets, which end the call with `EBADF`.
+fn park_keeping_file(
+    call_fd: &mut c_int,
+    claim: &mut Option<handover::Claim>,
+    dir: Dir,
+    deadline: Option<Instant>,
+    restartable: bool,
+) -> Waited {
+    let counted = if claim.is_none() {
+        handover::enter(*call_fd)
+    } else {
+        None
+    };
+    let w = park(*call_fd, dir, deadline, false, restartable);
+    if let Some(kept) = counted.and_then(handover::Park::leave) {
+        if w != Waited::Closed {
+            *call_fd = kept.fd();
+            *claim = Some(kept);
+        }
+    }
+    w
+}
+
 /// The cooperative loop every blocking transfer shares.
 ///
-/// `try_op(rest, cnt)` makes the call without blocking (returns `-1` with
-/// `EAGAIN` when it would block); `blocking(rest, cnt)` is the real
-/// blocking call, made if the poller cannot wait for the fd. For
-/// `Until::First` calls the iovec arguments are meaningless (`cursor` may
-/// be empty).
+/// `try_op(fd, cursor)` makes the call without blocking (returns `-1`
+/// with `EAGAIN` when it would block); `blocking(fd, cursor)` is the real
+/// blocking call, made if the poller cannot wait for the fd. Both get the
+/// fd to use: the program's, or the private duplicate of its open file
+/// after another thread closed the number while the call was parked
+/// ([`park_keeping_file`]). For `Until::First` calls the cursor is
+/// meaningless (it may be empty).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn transfer(
     fd: c_int,
@@ -351,10 +381,12 @@ pub(crate) fn transfer(
     timeo: Option<Timeo>,
     until: Until,
     cursor: &mut Cursor,
-    mut try_op: impl FnMut(&mut Cursor) -> ssize_t,
-    mut blocking: impl FnMut(&mut Cursor) -> ssize_t,
+    mut try_op: impl FnMut(c_int, &mut Cursor) -> ssize_t,
+    mut blocking: impl FnMut(c_int, &mut Cursor) -> ssize_t,
 ) -> ssize_t {
     let saved = errno();
+    let mut call_fd = fd;
+    let mut claim = None;
     let mut done: usize = 0;
     let mut deadline: Option<Option<Instant>> = None;
     // After some bytes moved, an error or interruption returns the count.
@@ -368,7 +400,7 @@ pub(crate) fn transfer(
         }
     };
     loop {
-        let r = try_op(cursor);
+        let r = try_op(call_fd, cursor);
         if r >= 0 {
             if until == Until::First {
                 set_errno(saved);
@@ -389,21 +421,21 @@ pub(crate) fn transfer(
         if e != libc::EAGAIN {
             return finish(done, e);
         }
-        if done == 0 && fdtable::user_nonblock_now(fd, st) {
+        if done == 0 && fdtable::user_nonblock_now(call_fd, st) {
             set_errno(libc::EAGAIN);
             return -1;
         }
         let timeout_ns = timeo.map_or(0, |t| fdtable::timeout(fd, st, t));
         let dl = *deadline.get_or_insert_with(|| deadline_after(timeout_ns));
         // A socket call with a timeout set is never restarted (socket(7)).
-        match park(fd, dir, dl, false, timeout_ns == 0) {
+        match park_keeping_file(&mut call_fd, &mut claim, dir, dl, timeout_ns == 0) {
             Waited::Ready => continue,
             Waited::Expired | Waited::Timeout => return finish(done, libc::EAGAIN),
             Waited::Closed => return finish(done, libc::EBADF),
             Waited::Interrupted => return finish(done, libc::EINTR),
             Waited::Refused => {
                 set_errno(saved);
-                let r = blocking(cursor);
+                let r = blocking(call_fd, cursor);
                 if r < 0 {
                     return finish(done, errno());
                 }
@@ -439,8 +471,8 @@ pub(crate) fn iov_msghdr(iov: *const iovec, cnt: c_int) -> libc::msghdr {
 pub(crate) fn socket_read_once(
     fd: c_int,
     st: &FdState,
-    mut try_op: impl FnMut() -> ssize_t,
-    blocking: impl Fn() -> ssize_t,
+    mut try_op: impl FnMut(c_int) -> ssize_t,
+    blocking: impl Fn(c_int) -> ssize_t,
 ) -> ssize_t {
     let mut cur = Cursor::new(std::ptr::null(), 0);
     let r = transfer(
@@ -450,10 +482,10 @@ pub(crate) fn socket_read_once(
         Some(Timeo::Rcv),
         Until::First,
         &mut cur,
-        |_| try_op(),
-        |_| blocking(),
+        |fd, _| try_op(fd),
+        |fd, _| blocking(fd),
     );
-    stale(fd, r, blocking)
+    stale(fd, r, || blocking(fd))
 }
 
 /// Records the two fds at `fds` as created with `kind`.
@@ -495,7 +527,7 @@ pub(crate) unsafe fn send_msg(fd: c_int, st: &FdState, msg: *const msghdr, flags
         Some(Timeo::Snd),
         Until::All,
         &mut cur,
-        |c| {
+        |fd, c| {
             if first.get() {
                 // SAFETY: the caller's arguments.
                 let r = unsafe { real::sendmsg(fd, msg, flags | libc::MSG_DONTWAIT) };
@@ -511,7 +543,7 @@ pub(crate) unsafe fn send_msg(fd: c_int, st: &FdState, msg: *const msghdr, flags
             // SAFETY: a msghdr of ours over the rest of the caller's data.
             unsafe { real::sendmsg(fd, &m, flags | libc::MSG_DONTWAIT) }
         },
-        |c| {
+        |fd, c| {
             if first.get() {
                 // SAFETY: the caller's arguments.
                 return unsafe { real::sendmsg(fd, msg, flags) };

@@ -31,6 +31,7 @@ pub mod coop;
 pub mod errno;
 pub mod fdtable;
 pub mod handlers;
+pub mod handover;
 pub mod hook;
 pub mod hooks;
 pub mod real;

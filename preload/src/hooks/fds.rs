@@ -1,8 +1,10 @@
 //! Hooks for fd numbers: `close`, `close_range`, `closefrom`, `dup`,
 //! `dup2` and `dup3`.
 //!
-//! Two jobs. The fd table and the hubs forget a number before it is closed
-//! or replaced, and its waiters on this thread wake with `EBADF` (rule 4).
+//! Three jobs. The fd table and the hubs forget a number before it is
+//! closed or replaced, and its waiters on this thread wake with `EBADF`
+//! (rule 4). Calls parked on it in other threads keep its open file, as
+//! blocked system calls do (`handover`).
 //! And the runtime's own fds (see `greenrt::sys::fds`) stay out of the
 //! program's way: a close of one of their numbers answers `EBADF`, as the
 //! kernel does for a number the unhooked program never opened;
@@ -16,6 +18,7 @@ use std::ffi::{c_int, c_uint};
 use crate::coop::tracking;
 use crate::errno::{errno, set_errno};
 use crate::fdtable::{self, Kind};
+use crate::handover;
 use crate::hook;
 use crate::real;
 use crate::runtime::{self, close_given_up, give_up_fd, owns_fd, rt};
@@ -53,6 +56,7 @@ pub unsafe fn close(fd: c_int) -> c_int {
         return -1;
     }
     if fd >= 0 && tracking() {
+        handover::give_away(fd);
         cancel_waiters(fd);
         fdtable::forget(fd);
     }
@@ -80,6 +84,7 @@ pub unsafe fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
         let top = last.min(fdtable::LIMIT as c_uint - 1);
         for fd in first..=top.max(first) {
             let fd = fd as c_int;
+            handover::give_away(fd);
             if fdtable::peek(fd).is_some() {
                 cancel_waiters(fd);
                 fdtable::forget(fd);
@@ -168,6 +173,7 @@ pub unsafe fn dup(fd: c_int) -> c_int {
 /// call would fail without touching it.
 fn before_replace(old: c_int, new: c_int) {
     if old != new && new >= 0 && tracking() && fdtable::get(old).is_some() {
+        handover::give_away(new);
         cancel_waiters(new);
         fdtable::forget(new);
     }

@@ -75,7 +75,7 @@ fn nowait_rw(fd: c_int, st: &FdState, dir: Dir, iov: *const iovec, cnt: c_int) -
         None,
         until,
         &mut cur,
-        |c| {
+        |fd, c| {
             // Before any progress `rest` is the caller's array itself.
             let (p, n) = c.rest();
             // SAFETY: the caller's (or the cursor's) iovecs, validated by
@@ -87,7 +87,7 @@ fn nowait_rw(fd: c_int, st: &FdState, dir: Dir, iov: *const iovec, cnt: c_int) -
                 }
             }
         },
-        |c| {
+        |fd, c| {
             let (p, n) = c.rest();
             // SAFETY: as above.
             unsafe {
@@ -119,7 +119,7 @@ unsafe fn readv_coop(fd: c_int, st: FdState, iov: *const iovec, cnt: c_int) -> s
         return socket_read_once(
             fd,
             &st,
-            || {
+            |fd| {
                 let mut m = iov_msghdr(iov, cnt);
                 // SAFETY: a msghdr of ours around the caller's iovecs,
                 // which the kernel validates.
@@ -133,7 +133,7 @@ unsafe fn readv_coop(fd: c_int, st: FdState, iov: *const iovec, cnt: c_int) -> s
                 r
             },
             // SAFETY: the caller's arguments.
-            || unsafe { real::readv(fd, iov, cnt) },
+            |fd| unsafe { real::readv(fd, iov, cnt) },
         );
     }
     nowait_rw(fd, &st, Dir::Read, iov, cnt)
@@ -190,9 +190,9 @@ unsafe fn read_socket(fd: c_int, st: FdState, buf: *mut c_void, n: size_t) -> ss
         fd,
         &st,
         // SAFETY: the caller's buffer; the kernel validates it.
-        || unsafe { real::recv(fd, buf, n, libc::MSG_DONTWAIT) },
+        |fd| unsafe { real::recv(fd, buf, n, libc::MSG_DONTWAIT) },
         // SAFETY: as above.
-        || unsafe { real::read(fd, buf, n) },
+        |fd| unsafe { real::read(fd, buf, n) },
     )
 }
 

@@ -192,7 +192,7 @@ fn one_buffer(
     buf: *mut c_void,
     n: size_t,
     flags: c_int,
-    call: impl Fn(*mut c_void, size_t, c_int) -> ssize_t,
+    call: impl Fn(c_int, *mut c_void, size_t, c_int) -> ssize_t,
 ) -> ssize_t {
     let timeo = match dir {
         Dir::Read => Timeo::Rcv,
@@ -217,16 +217,16 @@ fn one_buffer(
         Some(timeo),
         until,
         &mut cur,
-        |c| {
+        |fd, c| {
             let (p, n) = piece(c);
-            call(p, n, flags | libc::MSG_DONTWAIT)
+            call(fd, p, n, flags | libc::MSG_DONTWAIT)
         },
-        |c| {
+        |fd, c| {
             let (p, n) = piece(c);
-            call(p, n, flags)
+            call(fd, p, n, flags)
         },
     );
-    stale(fd, r, || call(buf, n, flags))
+    stale(fd, r, || call(fd, buf, n, flags))
 }
 
 // ===== creation =====
@@ -261,12 +261,13 @@ pub unsafe fn socketpair(domain: c_int, ty: c_int, protocol: c_int, sv: *mut c_i
 /// `accept4` (`flags == None`: plain `accept`).
 unsafe fn accept_any(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: Option<c_int>) -> c_int {
     // SAFETY: the caller's arguments.
-    let real_call = || unsafe {
+    let accept_on = |fd| unsafe {
         match flags {
             None => real::accept(fd, addr, len),
             Some(f) => real::accept4(fd, addr, len, f),
         }
     };
+    let real_call = || accept_on(fd);
     let r = hooked(
         "accept",
         coop_socket(true, fd),
@@ -274,13 +275,13 @@ unsafe fn accept_any(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags:
             coop::socket_read_once(
                 fd,
                 &st,
-                || {
+                |fd| {
                     // No per-call flag for accept: O_NONBLOCK for the
                     // call, hidden from F_GETFL, restored at once.
                     let Some(guard) = fdtable::temp_nonblock(fd) else {
-                        return real_call() as ssize_t;
+                        return accept_on(fd) as ssize_t;
                     };
-                    let r = real_call();
+                    let r = accept_on(fd);
                     drop(guard);
                     if r >= 0 {
                         // A connection taken: a retry would take another.
@@ -288,7 +289,7 @@ unsafe fn accept_any(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags:
                     }
                     r as ssize_t
                 },
-                || real_call() as ssize_t,
+                |fd| accept_on(fd) as ssize_t,
             ) as c_int
         },
         real_call,
@@ -440,16 +441,16 @@ unsafe fn recvfrom_coop(
 ) -> ssize_t {
     let until = recv_until(fd, flags);
     // SAFETY: the caller's buffer (or what is left of it) and arguments.
-    let call = |p, n, f| unsafe { real::recvfrom(fd, p, n, f, addr, alen) };
+    let call = |fd, p, n, f| unsafe { real::recvfrom(fd, p, n, f, addr, alen) };
     if peeks_all(until, flags) {
         let r = peek_all(
             fd,
             &st,
-            || call(buf, n, flags | libc::MSG_DONTWAIT),
+            || call(fd, buf, n, flags | libc::MSG_DONTWAIT),
             || n,
-            || call(buf, n, flags),
+            || call(fd, buf, n, flags),
         );
-        return stale(fd, r, || call(buf, n, flags));
+        return stale(fd, r, || call(fd, buf, n, flags));
     }
     one_buffer(fd, &st, Dir::Read, until, buf, n, flags, call)
 }
@@ -554,7 +555,7 @@ unsafe fn recvmsg_coop(fd: c_int, st: FdState, msg: *mut msghdr, flags: c_int) -
         Some(Timeo::Rcv),
         until,
         &mut cur,
-        |c| {
+        |fd, c| {
             if first {
                 // SAFETY: the caller's arguments.
                 let r = unsafe { real::recvmsg(fd, msg, flags | libc::MSG_DONTWAIT) };
@@ -571,7 +572,7 @@ unsafe fn recvmsg_coop(fd: c_int, st: FdState, msg: *mut msghdr, flags: c_int) -
             // SAFETY: a msghdr of ours over the rest of the caller's iovecs.
             unsafe { real::recvmsg(fd, &mut m, flags | libc::MSG_DONTWAIT) }
         },
-        |c| {
+        |fd, c| {
             let (p, n) = c.rest();
             let mut m = coop::iov_msghdr(p, n);
             // SAFETY: as above.
@@ -726,7 +727,7 @@ unsafe fn sendto_coop(
     alen: socklen_t,
 ) -> ssize_t {
     // SAFETY: the caller's buffer (or what is left of it) and arguments.
-    let call = |p: *mut c_void, n, f| unsafe { real::sendto(fd, p, n, f, addr, alen) };
+    let call = |fd, p: *mut c_void, n, f| unsafe { real::sendto(fd, p, n, f, addr, alen) };
     one_buffer(fd, &st, Dir::Write, Until::All, buf as *mut c_void, n, flags, call)
 }
 

@@ -1,0 +1,86 @@
+/* Another thread closes (or dup2s over) the fd a thread is blocked
+ * reading: natively the reader keeps the open file, so the writer's next
+ * write succeeds and the reader gets the bytes. The same must hold when
+ * the read is parked in a hub. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static void pause_ms(int ms) {
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+struct reader {
+    int fd;
+    char buf[16];
+    ssize_t n;
+    int err;
+};
+
+static void *read_one(void *arg) {
+    struct reader *r = arg;
+    r->n = read(r->fd, r->buf, sizeof r->buf - 1);
+    r->err = r->n < 0 ? errno : 0;
+    return NULL;
+}
+
+/* `how`: 0 close, 1 dup2 /dev/null over it, 2 close_range over it. */
+static void case_pipe(const char *what, int how) {
+    int p[2];
+    if (pipe(p) != 0) return;
+    struct reader r = {p[0], {0}, 0, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, read_one, &r);
+    pause_ms(50);
+    if (how == 0) {
+        close(p[0]);
+    } else if (how == 1) {
+        int null = open("/dev/null", O_RDONLY);
+        dup2(null, p[0]);
+        close(null);
+    } else {
+        close_range(p[0], p[0], 0);
+    }
+    pause_ms(20);
+    errno = 0;
+    ssize_t w = write(p[1], "data", 4);
+    int werr = errno;
+    pthread_join(t, NULL);
+    printf("%s: write %zd (%s), read %zd '%s' (%s)\n", what, w, w < 0 ? strerror(werr) : "ok", r.n, r.buf,
+           r.n < 0 ? strerror(r.err) : "ok");
+    if (how == 1) close(p[0]);
+    close(p[1]);
+}
+
+static void case_socket(void) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return;
+    struct reader r = {sv[0], {0}, 0, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, read_one, &r);
+    pause_ms(50);
+    close(sv[0]);
+    pause_ms(20);
+    ssize_t w = send(sv[1], "sock", 4, MSG_NOSIGNAL);
+    pthread_join(t, NULL);
+    printf("socket closed under the reader: send %zd, read %zd '%s'\n", w, r.n, r.buf);
+    close(sv[1]);
+}
+
+int main(void) {
+    case_pipe("pipe closed under the reader", 0);
+    case_pipe("pipe replaced by dup2 under the reader", 1);
+    case_pipe("pipe closed by close_range under the reader", 2);
+    case_socket();
+    /* The numbers were freed: the next open gets the lowest again. */
+    int fd = open("/dev/null", O_RDONLY);
+    printf("next open: %d\n", fd);
+    return 0;
+}
