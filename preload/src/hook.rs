@@ -95,6 +95,13 @@ pub fn bypassed() -> bool {
     BYPASS.try_with(|b| b.get()).unwrap_or(true)
 }
 
+/// Sets the bypass flag for this thread, returning its previous value:
+/// for `vfork`, whose child runs on this thread's memory until it execs.
+#[inline]
+pub fn set_bypass(on: bool) -> bool {
+    BYPASS.try_with(|b| b.replace(on)).unwrap_or(true)
+}
+
 /// Whether a hooked call made now should take the cooperative path.
 #[inline]
 pub fn should_cooperate() -> bool {

@@ -12,6 +12,7 @@
 //! | [`dns`] | getaddrinfo, gethostbyname, gethostbyname_r |
 //! | [`process`] | wait, waitpid, wait4 |
 //! | [`signal`] | sigaction, signal, bsd_signal, sysv_signal, sigset |
+//! | [`vfork`] | vfork |
 
 pub mod dns;
 pub mod fds;
@@ -21,3 +22,4 @@ pub mod poll;
 pub mod process;
 pub mod signal;
 pub mod time;
+pub mod vfork;
