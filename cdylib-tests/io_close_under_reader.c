@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -59,26 +60,63 @@ static void case_pipe(const char *what, int how) {
     close(p[1]);
 }
 
-static void case_socket(void) {
+static void *peek_all(void *arg) {
+    struct reader *r = arg;
+    r->n = recv(r->fd, r->buf, 4, MSG_PEEK | MSG_WAITALL);
+    return NULL;
+}
+
+static void *recv_mmsg(void *arg) {
+    struct reader *r = arg;
+    struct iovec v = {r->buf, sizeof r->buf - 1};
+    struct mmsghdr m = {{NULL, 0, &v, 1, NULL, 0, 0}, 0};
+    int n = recvmmsg(r->fd, &m, 1, 0, NULL);
+    r->n = n == 1 ? (ssize_t)m.msg_len : -1;
+    return NULL;
+}
+
+/* `how`: 0 read, 1 recv(MSG_PEEK | MSG_WAITALL), 2 recvmmsg. */
+static void case_socket(const char *what, int how, int type) {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return;
+    if (socketpair(AF_UNIX, type, 0, sv) != 0) return;
     struct reader r = {sv[0], {0}, 0, 0};
     pthread_t t;
-    pthread_create(&t, NULL, read_one, &r);
+    pthread_create(&t, NULL, how == 0 ? read_one : how == 1 ? peek_all : recv_mmsg, &r);
     pause_ms(50);
     close(sv[0]);
     pause_ms(20);
     ssize_t w = send(sv[1], "sock", 4, MSG_NOSIGNAL);
     pthread_join(t, NULL);
-    printf("socket closed under the reader: send %zd, read %zd '%s'\n", w, r.n, r.buf);
+    printf("%s: send %zd, read %zd '%s'\n", what, w, r.n, r.buf);
     close(sv[1]);
+}
+
+/* A terminal (a pty's slave end): the level-triggered path. */
+static void case_tty(void) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) || unlockpt(master)) return;
+    int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+    if (slave < 0) return;
+    struct reader r = {slave, {0}, 0, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, read_one, &r);
+    pause_ms(50);
+    close(slave);
+    pause_ms(20);
+    ssize_t w = write(master, "tty\n", 4);
+    pthread_join(t, NULL);
+    printf("tty closed under the reader: write %zd, read %zd '%.3s'\n", w, r.n, r.buf);
+    close(master);
 }
 
 int main(void) {
     case_pipe("pipe closed under the reader", 0);
     case_pipe("pipe replaced by dup2 under the reader", 1);
     case_pipe("pipe closed by close_range under the reader", 2);
-    case_socket();
+    case_socket("socket closed under the reader", 0, SOCK_STREAM);
+    case_socket("socket closed under MSG_PEEK|MSG_WAITALL", 1, SOCK_STREAM);
+    case_socket("datagram socket closed under recvmmsg", 2, SOCK_DGRAM);
+    case_tty();
     /* The numbers were freed: the next open gets the lowest again. */
     int fd = open("/dev/null", O_RDONLY);
     printf("next open: %d\n", fd);

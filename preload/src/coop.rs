@@ -337,31 +337,45 @@ pub(crate) enum Until {
     All,
 }
 
-/// Parks a transfer on `fd` (see [`park`]), keeping the call's open file
-/// if another thread closes or replaces the number meanwhile (see
-/// `handover`): then `claim` holds the private duplicate the call goes on
-/// with (`call_fd` is switched to it), unless the close came from this
-/// thread's own greenlets, which end the call with `EBADF`.
-fn park_keeping_file(
-    call_fd: &mut c_int,
-    claim: &mut Option<handover::Claim>,
-    dir: Dir,
-    deadline: Option<Instant>,
-    restartable: bool,
-) -> Waited {
-    let counted = if claim.is_none() {
-        handover::enter(*call_fd)
-    } else {
-        None
-    };
-    let w = park(*call_fd, dir, deadline, false, restartable);
-    if let Some(kept) = counted.and_then(handover::Park::leave) {
-        if w != Waited::Closed {
-            *call_fd = kept.fd();
-            *claim = Some(kept);
-        }
+/// The fd a blocking call works on: the program's number, or, once
+/// another thread closed or replaced that number while the call was
+/// parked, a private duplicate of the same open file (see `handover`),
+/// held until the call returns.
+pub(crate) struct CallFd {
+    fd: c_int,
+    claim: Option<handover::Claim>,
+}
+
+impl CallFd {
+    /// The call on the program's `fd`.
+    pub(crate) fn new(fd: c_int) -> CallFd {
+        CallFd { fd, claim: None }
     }
-    w
+
+    /// The fd to make the call on now.
+    pub(crate) fn get(&self) -> c_int {
+        self.fd
+    }
+
+    /// [`park`], keeping the call's open file if another thread closes
+    /// or replaces the number meanwhile: the call then goes on with the
+    /// private duplicate, unless the close came from this thread's own
+    /// greenlets, which end the call with `EBADF` (`Waited::Closed`).
+    pub(crate) fn park(&mut self, dir: Dir, deadline: Option<Instant>, level: bool, restartable: bool) -> Waited {
+        let counted = if self.claim.is_none() {
+            handover::enter(self.fd)
+        } else {
+            None
+        };
+        let w = park(self.fd, dir, deadline, level, restartable);
+        if let Some(kept) = counted.and_then(handover::Park::leave) {
+            if w != Waited::Closed {
+                self.fd = kept.fd();
+                self.claim = Some(kept);
+            }
+        }
+        w
+    }
 }
 
 /// The cooperative loop every blocking transfer shares.
@@ -371,7 +385,7 @@ fn park_keeping_file(
 /// blocking call, made if the poller cannot wait for the fd. Both get the
 /// fd to use: the program's, or the private duplicate of its open file
 /// after another thread closed the number while the call was parked
-/// ([`park_keeping_file`]). For `Until::First` calls the cursor is
+/// ([`CallFd::park`]). For `Until::First` calls the cursor is
 /// meaningless (it may be empty).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn transfer(
@@ -385,8 +399,7 @@ pub(crate) fn transfer(
     mut blocking: impl FnMut(c_int, &mut Cursor) -> ssize_t,
 ) -> ssize_t {
     let saved = errno();
-    let mut call_fd = fd;
-    let mut claim = None;
+    let mut call = CallFd::new(fd);
     let mut done: usize = 0;
     let mut deadline: Option<Option<Instant>> = None;
     // After some bytes moved, an error or interruption returns the count.
@@ -400,7 +413,7 @@ pub(crate) fn transfer(
         }
     };
     loop {
-        let r = try_op(call_fd, cursor);
+        let r = try_op(call.get(), cursor);
         if r >= 0 {
             if until == Until::First {
                 set_errno(saved);
@@ -421,21 +434,21 @@ pub(crate) fn transfer(
         if e != libc::EAGAIN {
             return finish(done, e);
         }
-        if done == 0 && fdtable::user_nonblock_now(call_fd, st) {
+        if done == 0 && fdtable::user_nonblock_now(call.get(), st) {
             set_errno(libc::EAGAIN);
             return -1;
         }
         let timeout_ns = timeo.map_or(0, |t| fdtable::timeout(fd, st, t));
         let dl = *deadline.get_or_insert_with(|| deadline_after(timeout_ns));
         // A socket call with a timeout set is never restarted (socket(7)).
-        match park_keeping_file(&mut call_fd, &mut claim, dir, dl, timeout_ns == 0) {
+        match call.park(dir, dl, false, timeout_ns == 0) {
             Waited::Ready => continue,
             Waited::Expired | Waited::Timeout => return finish(done, libc::EAGAIN),
             Waited::Closed => return finish(done, libc::EBADF),
             Waited::Interrupted => return finish(done, libc::EINTR),
             Waited::Refused => {
                 set_errno(saved);
-                let r = blocking(call_fd, cursor);
+                let r = blocking(call.get(), cursor);
                 if r < 0 {
                     return finish(done, errno());
                 }

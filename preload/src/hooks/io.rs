@@ -14,7 +14,7 @@ use std::ffi::{c_int, c_long, c_ulong, c_void};
 use libc::{iovec, size_t, ssize_t};
 
 use crate::coop::{
-    self, coop_if, created_pair, hooked, iov_msghdr, park, socket_read_once, stale, tracking, transfer, Cursor, Dir,
+    self, coop_if, created_pair, hooked, iov_msghdr, socket_read_once, stale, tracking, transfer, CallFd, Cursor, Dir,
     Until, Waited,
 };
 use crate::errno::{errno, set_errno};
@@ -29,15 +29,16 @@ use crate::runtime;
 /// The program's `O_NONBLOCK` is asked of the kernel first (the number may
 /// name another file than the table thinks, or another process may have
 /// set the flag): then the real call answers at once.
-fn level_then(fd: c_int, st: &FdState, dir: Dir, real_call: impl FnOnce() -> ssize_t) -> ssize_t {
+fn level_then(fd: c_int, st: &FdState, dir: Dir, real_call: impl FnOnce(c_int) -> ssize_t) -> ssize_t {
     if fdtable::user_nonblock_now(fd, st) {
-        return real_call();
+        return real_call(fd);
     }
     let saved = errno();
-    let e = match park(fd, dir, None, true, true) {
+    let mut call = CallFd::new(fd);
+    let e = match call.park(dir, None, true, true) {
         Waited::Ready | Waited::Refused => {
             set_errno(saved);
-            return real_call();
+            return real_call(call.get());
         }
         Waited::Expired | Waited::Timeout => libc::EAGAIN,
         Waited::Closed => libc::EBADF,
@@ -51,7 +52,7 @@ fn level_then(fd: c_int, st: &FdState, dir: Dir, real_call: impl FnOnce() -> ssi
 fn nowait_rw(fd: c_int, st: &FdState, dir: Dir, iov: *const iovec, cnt: c_int) -> ssize_t {
     // SAFETY: (both closures) the caller's iovec array and fd, passed
     // through to the kernel, which validates them.
-    let real_call = || unsafe {
+    let real_call = |fd| unsafe {
         match dir {
             Dir::Read => real::readv(fd, iov, cnt),
             Dir::Write => real::writev(fd, iov, cnt),
@@ -61,7 +62,7 @@ fn nowait_rw(fd: c_int, st: &FdState, dir: Dir, iov: *const iovec, cnt: c_int) -
         if dir == Dir::Write && st.kind == Kind::CharDev {
             // Terminal output: passes through (it blocks only on flow
             // control), sparing a readiness check per write.
-            return real_call();
+            return real_call(fd);
         }
         return level_then(fd, st, dir, real_call);
     }
@@ -103,7 +104,7 @@ fn nowait_rw(fd: c_int, st: &FdState, dir: Dir, iov: *const iovec, cnt: c_int) -
         fdtable::set_no_nowait(fd);
         set_errno(saved);
         if dir == Dir::Write && st.kind == Kind::CharDev {
-            return real_call();
+            return real_call(fd);
         }
         return level_then(fd, st, dir, real_call);
     }

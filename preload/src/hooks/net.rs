@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use libc::{iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespec};
 
-use crate::coop::{self, hooked, park, send_msg, stale, tracking, transfer, Cursor, Dir, Until, Waited};
+use crate::coop::{self, hooked, park, send_msg, stale, tracking, transfer, CallFd, Cursor, Dir, Until, Waited};
 use crate::errno::{errno, set_errno};
 use crate::fdtable::{self, FdState, Kind, Timeo};
 use crate::hook;
@@ -115,25 +115,26 @@ fn peer_done(fd: c_int) -> bool {
 fn peek_all(
     fd: c_int,
     st: &FdState,
-    mut peek: impl FnMut() -> ssize_t,
+    mut peek: impl FnMut(c_int) -> ssize_t,
     want: impl Fn() -> usize,
-    blocking: impl Fn() -> ssize_t,
+    blocking: impl Fn(c_int) -> ssize_t,
 ) -> ssize_t {
     let saved = errno();
+    let mut call = CallFd::new(fd);
     let mut deadline = None;
     let mut last = 0usize;
     let mut pause_ns: i64 = 1_000_000;
     loop {
-        let r = peek();
+        let r = peek(call.get());
         if r < 0 && errno() != libc::EAGAIN {
             return r;
         }
         let got = r.max(0) as usize;
-        if r >= 0 && (r == 0 || got >= want() || peer_done(fd)) {
+        if r >= 0 && (r == 0 || got >= want() || peer_done(call.get())) {
             set_errno(saved);
             return r;
         }
-        if got == 0 && fdtable::user_nonblock_now(fd, st) {
+        if got == 0 && fdtable::user_nonblock_now(call.get(), st) {
             set_errno(libc::EAGAIN);
             return -1;
         }
@@ -161,14 +162,14 @@ fn peek_all(
             continue;
         }
         last = got;
-        match park(fd, Dir::Read, dl, false, timeout_ns == 0) {
+        match call.park(Dir::Read, dl, false, timeout_ns == 0) {
             Waited::Ready => {}
             Waited::Expired | Waited::Timeout => return end(libc::EAGAIN),
             Waited::Closed => return end(libc::EBADF),
             Waited::Interrupted => return end(libc::EINTR),
             Waited::Refused => {
                 set_errno(saved);
-                return blocking();
+                return blocking(call.get());
             }
         }
     }
@@ -446,9 +447,9 @@ unsafe fn recvfrom_coop(
         let r = peek_all(
             fd,
             &st,
-            || call(fd, buf, n, flags | libc::MSG_DONTWAIT),
+            |fd| call(fd, buf, n, flags | libc::MSG_DONTWAIT),
             || n,
-            || call(fd, buf, n, flags),
+            |fd| call(fd, buf, n, flags),
         );
         return stale(fd, r, || call(fd, buf, n, flags));
     }
@@ -536,11 +537,13 @@ unsafe fn recvmsg_coop(fd: c_int, st: FdState, msg: *mut msghdr, flags: c_int) -
     let real_call = || unsafe { real::recvmsg(fd, msg, flags) };
     if peeks_all(until, flags) {
         // SAFETY: the caller's arguments.
-        let peek = || unsafe { real::recvmsg(fd, msg, flags | libc::MSG_DONTWAIT) };
+        let peek = |fd| unsafe { real::recvmsg(fd, msg, flags | libc::MSG_DONTWAIT) };
         // SAFETY: read only after the kernel accepted the msghdr and its
         // iovecs (a peek returned data).
         let want = || unsafe { coop::iov_total((*msg).msg_iov, (*msg).msg_iovlen) };
-        let r = peek_all(fd, &st, peek, want, real_call);
+        // SAFETY: the caller's arguments.
+        let blocking = |fd| unsafe { real::recvmsg(fd, msg, flags) };
+        let r = peek_all(fd, &st, peek, want, blocking);
         return stale(fd, r, real_call);
     }
     // The cursor starts empty and takes the caller's iovecs only after the
@@ -626,12 +629,13 @@ unsafe fn recvmmsg_coop(
         Some((Instant::now(), ts_ns(&t)))
     };
     let mut done: c_uint = 0;
+    let mut call = CallFd::new(fd);
     let mut deadline = None;
     let mut have_deadline = false;
     let result: Result<(), c_int> = loop {
         let fl = (flags & !libc::MSG_WAITFORONE) | libc::MSG_DONTWAIT;
         // SAFETY: the caller's array from `done` on.
-        let r = unsafe { real::recvmmsg(fd, v.add(done as usize), vlen - done, fl, std::ptr::null_mut()) };
+        let r = unsafe { real::recvmmsg(call.get(), v.add(done as usize), vlen - done, fl, std::ptr::null_mut()) };
         if r > 0 {
             hook::progressed();
             done += r as c_uint;
@@ -652,7 +656,7 @@ unsafe fn recvmmsg_coop(
         if e != libc::EAGAIN {
             break Err(e);
         }
-        if done == 0 && fdtable::user_nonblock_now(fd, &st) {
+        if done == 0 && fdtable::user_nonblock_now(call.get(), &st) {
             break Err(libc::EAGAIN);
         }
         let timeout_ns = fdtable::timeout(fd, &st, Timeo::Rcv);
@@ -660,14 +664,22 @@ unsafe fn recvmmsg_coop(
             deadline = coop::deadline_after(timeout_ns);
             have_deadline = true;
         }
-        match park(fd, Dir::Read, deadline, false, timeout_ns == 0) {
+        match call.park(Dir::Read, deadline, false, timeout_ns == 0) {
             Waited::Ready => continue,
             Waited::Expired | Waited::Timeout => break Err(libc::EAGAIN),
             Waited::Closed => break Err(libc::EBADF),
             Waited::Interrupted => break Err(libc::EINTR),
             Waited::Refused => {
                 // SAFETY: as above, blocking.
-                let r = unsafe { real::recvmmsg(fd, v.add(done as usize), vlen - done, flags, std::ptr::null_mut()) };
+                let r = unsafe {
+                    real::recvmmsg(
+                        call.get(),
+                        v.add(done as usize),
+                        vlen - done,
+                        flags,
+                        std::ptr::null_mut(),
+                    )
+                };
                 if r < 0 {
                     break Err(errno());
                 }
