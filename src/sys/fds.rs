@@ -499,4 +499,66 @@ mod tests {
         assert!(!owns(high));
         crate::sys::close_raw(high);
     }
+
+    fn fresh() -> RuntimeFd {
+        RuntimeFd::adopt(crate::sys::syscall!(eventfd(0, libc::EFD_CLOEXEC)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn relocation_moves_the_fd_and_gives_the_number_up() {
+        let rfd = fresh();
+        let old = rfd.with(|fd| fd);
+        assert_eq!(next_owned(old), Some(old));
+        assert_eq!(relocate(old), Ok(()));
+        let new = rfd.with(|fd| fd);
+        assert_ne!(new, old);
+        assert!(owns(new) && !owns(old));
+        // The old number is still open (the caller's dup2 replaces it)...
+        assert!(raw_syscall!(SYS_fcntl, old, libc::F_GETFD).is_ok());
+        crate::sys::close_raw(old);
+        // ... and the fd lives on at the new one.
+        let one: u64 = 1;
+        assert!(rfd.with(|fd| raw_syscall!(SYS_write, fd, &one as *const u64, 8usize)).is_ok());
+        assert_eq!(relocate(old), Err(RelocateError::NotOwned));
+        drop(rfd);
+        assert!(!owns(new));
+        assert!(raw_syscall!(SYS_fcntl, new, libc::F_GETFD).is_err());
+    }
+
+    #[test]
+    fn relocation_waits_for_a_user_of_the_old_number_and_nudges_it() {
+        let waker = fresh();
+        let busy = std::sync::Arc::new(fresh());
+        busy.nudge_through(waker.by_ref());
+        let old = busy.with(|fd| fd);
+        let w = waker.by_ref();
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let user = {
+            let busy = busy.clone();
+            let done = done.clone();
+            std::thread::spawn(move || {
+                // Holds the old number until the waker is written to.
+                busy.with(|fd| {
+                    let mut p = [libc::pollfd {
+                        fd: 0,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    }];
+                    w.with(|wfd| p[0].fd = wfd);
+                    crate::sys::ppoll_raw(&mut p, 10_000).unwrap();
+                    done.store(true, Ordering::SeqCst);
+                    fd
+                })
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let start = Instant::now();
+        assert!(!done.load(Ordering::SeqCst));
+        assert_eq!(relocate(old), Ok(()));
+        assert!(done.load(Ordering::SeqCst), "relocate returned while the old number was in use");
+        assert!(start.elapsed() < RELOCATE_PATIENCE);
+        assert_eq!(user.join().unwrap(), old, "the user kept its number until it let go");
+        assert_ne!(busy.with(|fd| fd), old);
+        crate::sys::close_raw(old);
+    }
 }
