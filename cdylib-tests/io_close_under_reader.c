@@ -1,7 +1,7 @@
 /* Another thread closes (or dup2s over) the fd a thread is blocked
  * reading: natively the reader keeps the open file, so the writer's next
  * write succeeds and the reader gets the bytes. The same must hold when
- * the read is parked in a hub. */
+ * the read is parked in a hub. Likewise for a blocked connect. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -109,6 +111,45 @@ static void case_tty(void) {
     close(master);
 }
 
+struct connector {
+    int fd;
+    struct sockaddr_in to;
+    int r;
+};
+
+static void *connect_one(void *arg) {
+    struct connector *c = arg;
+    c->r = connect(c->fd, (struct sockaddr *)&c->to, sizeof c->to);
+    return NULL;
+}
+
+/* A connect that waits (the listener's accept queue is full: the SYN is
+ * dropped and sent again a second later) while another thread closes
+ * its socket; room is made meanwhile, so the retried SYN gets through. */
+static void case_connect(void) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 0) || getsockname(l, (struct sockaddr *)&a, &alen))
+        return;
+    int fill = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(fill, (struct sockaddr *)&a, sizeof a) != 0) return;
+    pause_ms(20);
+    struct connector c = {socket(AF_INET, SOCK_STREAM, 0), a, -2};
+    pthread_t t;
+    pthread_create(&t, NULL, connect_one, &c);
+    pause_ms(100);
+    close(c.fd);
+    int got = accept(l, NULL, NULL); /* room for the retried SYN */
+    pthread_join(t, NULL);
+    printf("socket closed under a waiting connect: connect %d\n", c.r);
+    close(got);
+    close(fill);
+    close(l);
+}
+
 int main(void) {
     case_pipe("pipe closed under the reader", 0);
     case_pipe("pipe replaced by dup2 under the reader", 1);
@@ -117,6 +158,7 @@ int main(void) {
     case_socket("socket closed under MSG_PEEK|MSG_WAITALL", 1, SOCK_STREAM);
     case_socket("datagram socket closed under recvmmsg", 2, SOCK_DGRAM);
     case_tty();
+    case_connect();
     /* The numbers were freed: the next open gets the lowest again. */
     int fd = open("/dev/null", O_RDONLY);
     printf("next open: %d\n", fd);

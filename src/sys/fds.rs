@@ -518,7 +518,9 @@ mod tests {
         crate::sys::close_raw(old);
         // ... and the fd lives on at the new one.
         let one: u64 = 1;
-        assert!(rfd.with(|fd| raw_syscall!(SYS_write, fd, &one as *const u64, 8usize)).is_ok());
+        assert!(rfd
+            .with(|fd| raw_syscall!(SYS_write, fd, &one as *const u64, 8usize))
+            .is_ok());
         assert_eq!(relocate(old), Err(RelocateError::NotOwned));
         drop(rfd);
         assert!(!owns(new));
@@ -555,7 +557,10 @@ mod tests {
         let start = Instant::now();
         assert!(!done.load(Ordering::SeqCst));
         assert_eq!(relocate(old), Ok(()));
-        assert!(done.load(Ordering::SeqCst), "relocate returned while the old number was in use");
+        assert!(
+            done.load(Ordering::SeqCst),
+            "relocate returned while the old number was in use"
+        );
         assert!(start.elapsed() < RELOCATE_PATIENCE);
         assert_eq!(user.join().unwrap(), old, "the user kept its number until it let go");
         assert_ne!(busy.with(|fd| fd), old);

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use libc::{iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespec};
 
-use crate::coop::{self, hooked, park, send_msg, stale, tracking, transfer, CallFd, Cursor, Dir, Until, Waited};
+use crate::coop::{self, hooked, send_msg, stale, tracking, transfer, CallFd, Cursor, Dir, Until, Waited};
 use crate::errno::{errno, set_errno};
 use crate::fdtable::{self, FdState, Kind, Timeo};
 use crate::hook;
@@ -334,7 +334,7 @@ pub unsafe fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags
 unsafe fn connect_coop(fd: c_int, st: FdState, addr: *const sockaddr, len: socklen_t) -> c_int {
     let saved = errno();
     // One non-blocking connect: `Ok(())` connected, `Err(errno)`.
-    let try_connect = || -> Result<(), c_int> {
+    let try_connect = |fd| -> Result<(), c_int> {
         let Some(guard) = fdtable::temp_nonblock(fd) else {
             return Err(-1);
         };
@@ -349,7 +349,7 @@ unsafe fn connect_coop(fd: c_int, st: FdState, addr: *const sockaddr, len: sockl
         }
     };
     // SAFETY: the caller's arguments.
-    let blocking = || unsafe { real::connect(fd, addr, len) };
+    let blocking = |fd| unsafe { real::connect(fd, addr, len) };
     let done = |r: Result<(), c_int>| -> c_int {
         match r {
             Ok(()) => {
@@ -362,11 +362,11 @@ unsafe fn connect_coop(fd: c_int, st: FdState, addr: *const sockaddr, len: sockl
             }
         }
     };
-    match try_connect() {
+    match try_connect(fd) {
         Ok(()) => return done(Ok(())),
         Err(-1) => {
             set_errno(saved);
-            return blocking();
+            return blocking(fd);
         }
         // Started: a repeated connect would answer EALREADY.
         Err(libc::EINPROGRESS) => hook::progressed(),
@@ -374,7 +374,7 @@ unsafe fn connect_coop(fd: c_int, st: FdState, addr: *const sockaddr, len: sockl
             // A full AF_UNIX backlog: the blocking call waits for room,
             // which no readiness event announces; make it.
             set_errno(saved);
-            return blocking();
+            return blocking(fd);
         }
         Err(e) => {
             if e == libc::ENOTSOCK {
@@ -385,15 +385,16 @@ unsafe fn connect_coop(fd: c_int, st: FdState, addr: *const sockaddr, len: sockl
     }
     let timeout_ns = fdtable::timeout(fd, &st, Timeo::Snd);
     let deadline = coop::deadline_after(timeout_ns);
+    let mut call = CallFd::new(fd);
     loop {
-        let e = match park(fd, Dir::Write, deadline, false, timeout_ns == 0) {
-            Waited::Ready => match try_connect() {
+        let e = match call.park(Dir::Write, deadline, false, timeout_ns == 0) {
+            Waited::Ready => match try_connect(call.get()) {
                 // EISCONN: connected meanwhile, by this call's own connect.
                 Ok(()) | Err(libc::EISCONN) => return done(Ok(())),
                 Err(libc::EALREADY) => continue,
                 Err(-1) => {
                     set_errno(saved);
-                    return blocking();
+                    return blocking(call.get());
                 }
                 Err(e) => e,
             },
@@ -406,7 +407,7 @@ unsafe fn connect_coop(fd: c_int, st: FdState, addr: *const sockaddr, len: sockl
             Waited::Refused => {
                 // The blocking call completes the connect in progress.
                 set_errno(saved);
-                return blocking();
+                return blocking(call.get());
             }
         };
         return done(Err(e));
