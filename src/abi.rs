@@ -302,6 +302,8 @@ unsafe extern "C" fn wait_fd_level(fd: c_int, events: c_int, timeout_ns: i64) ->
 }
 
 unsafe extern "C" fn cancel_wait(fd: c_int) {
+    // Every hub's registration of the number is stale from now on.
+    crate::sys::fd_epochs::end(fd);
     let _ = hub::try_with_existing(|h| h.forget_fd(fd));
 }
 

@@ -55,5 +55,7 @@ pub(crate) fn wait(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> 
 /// from the poller. Call it before closing an fd other greenlets may wait
 /// on, so that a reused fd number never inherits the registration.
 pub fn cancel_wait(fd: RawFd) {
+    // Every hub's registration of the number is stale from now on.
+    crate::sys::fd_epochs::end(fd);
     hub::with(|h| h.forget_fd(fd));
 }

@@ -5,6 +5,7 @@
 //! waits is dropped, which is safe because waiters always try the operation
 //! before they park and any new data after an `EAGAIN` produces a new edge.
 
+use super::fd_epochs;
 use super::fds::{RuntimeFd, RuntimeFdRef};
 use super::{raw_syscall, syscall, timeout_ms, Event, Interest, Poller, WAKER_TOKEN};
 use std::io;
@@ -14,7 +15,9 @@ use std::time::Duration;
 /// An epoll instance plus the set of fds registered in it.
 pub(crate) struct Epoll {
     epfd: RuntimeFd,
-    registered: Vec<bool>,
+    /// Per fd number: 0, or 1 + the close epoch its registration was made
+    /// in (see `fd_epochs`): valid only while that epoch lasts.
+    registered: Vec<u64>,
     buf: Vec<libc::epoll_event>,
 }
 
@@ -29,15 +32,21 @@ impl Epoll {
     }
 
     fn is_registered(&self, fd: RawFd) -> bool {
-        self.registered.get(fd as usize).copied().unwrap_or(false)
+        let Some(epoch) = fd_epochs::current(fd) else {
+            return false;
+        };
+        self.registered.get(fd as usize).copied() == Some(epoch as u64 + 1)
     }
 
     fn mark(&mut self, fd: RawFd, on: bool) {
         let i = fd as usize;
         if i >= self.registered.len() {
-            self.registered.resize(i + 1, false);
+            self.registered.resize(i + 1, 0);
         }
-        self.registered[i] = on;
+        self.registered[i] = match fd_epochs::current(fd) {
+            Some(epoch) if on => epoch as u64 + 1,
+            _ => 0,
+        };
     }
 }
 
@@ -70,7 +79,9 @@ impl Poller for Epoll {
     }
 
     fn forget(&mut self, fd: RawFd) {
-        if self.is_registered(fd) {
+        // Registered in any epoch: the number is about to be closed (its
+        // epoch may have ended already), and still names the file it had.
+        if self.registered.get(fd as usize).is_some_and(|&r| r != 0) {
             // An fd that is already closed is already gone from the set.
             let _ = self
                 .epfd

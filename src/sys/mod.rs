@@ -17,6 +17,7 @@
 //! A kqueue backend would be one more file beside these, chosen by `cfg`.
 
 pub(crate) mod epoll;
+pub(crate) mod fd_epochs;
 pub(crate) mod fds;
 pub(crate) mod poll;
 pub(crate) mod signo;
