@@ -1,7 +1,9 @@
 /* While another thread waits in poll (two fds), waitpid or an absolute
  * clock_nanosleep, the program's next open() gets the lowest free number,
  * as without the preload: the runtime never holds a low-numbered fd for
- * the wait (a temporary epoll fd, a pidfd, a timerfd). */
+ * the wait (a temporary epoll fd, a pidfd, a timerfd). And every high
+ * number is the program's too: dup2 onto the numbers where those per-call
+ * fds live moves them, and the waits go on undisturbed. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
@@ -53,8 +55,11 @@ static void open_while(const char *what, void *(*waiter)(void *)) {
     pthread_create(&t, NULL, waiter, NULL);
     pause_ms(100);
     int fd = open("/dev/null", O_RDONLY);
+    int taken = 0;
+    for (int n = 1020; n < 1100; n++) taken += dup2(fd, n) == n;
     pthread_join(t, NULL);
-    printf("open while a thread waits in %s: fd %d\n", what, fd);
+    printf("open while a thread waits in %s: fd %d; dup2 onto 1020..1099: %d of 80\n", what, fd, taken);
+    for (int n = 1020; n < 1100; n++) close(n);
     close(fd);
 }
 

@@ -543,6 +543,31 @@ pub fn release_private_fd(fd: c_int) {
     crate::sys::close_raw(fd);
 }
 
+/// An fd a hook holds for the length of one call (a temporary epoll fd,
+/// a pidfd, a timerfd): moved above the program's range at once, and
+/// moved again if the program asks for its number (see
+/// [`RuntimeV1::relocate_fd`]), like the hubs' own fds. Closed on drop.
+pub struct HookFd(crate::sys::fds::RuntimeFd);
+
+impl HookFd {
+    /// Takes over a freshly created fd.
+    pub fn adopt(fd: c_int) -> std::io::Result<HookFd> {
+        crate::sys::fds::RuntimeFd::adopt(fd).map(HookFd)
+    }
+
+    /// Runs `f` with the fd's number, which stays the fd's until `f`
+    /// returns: for system calls on it.
+    pub fn with<R>(&self, f: impl FnOnce(c_int) -> R) -> R {
+        self.0.with(f)
+    }
+
+    /// The fd's number now, to wait on in the hub: a wait that a move
+    /// ends (`-EBADF`, or a wake) is made again with the new number.
+    pub fn number(&self) -> c_int {
+        self.0.with(|fd| fd)
+    }
+}
+
 unsafe extern "C" fn switch_count() -> u64 {
     hub::switch_count()
 }

@@ -116,16 +116,3 @@ pub(crate) fn close_raw(fd: c_int) {
     // SAFETY: closing an fd this module created and nobody else knows.
     unsafe { libc::syscall(libc::SYS_close, fd) };
 }
-
-/// Moves an fd a hook creates for one call (a temporary epoll fd, a pidfd,
-/// a timerfd) above the program's range at once, registered as the
-/// runtime's: the program neither sees its number nor closes it. Release
-/// it with [`close_private`].
-pub(crate) fn private_fd(fd: c_int) -> c_int {
-    greenrt::abi::adopt_private_fd(fd)
-}
-
-/// Unregisters and closes an fd from [`private_fd`].
-pub(crate) fn close_private(fd: c_int) {
-    greenrt::abi::release_private_fd(fd)
-}

@@ -88,6 +88,7 @@
 use std::ffi::c_int;
 use std::time::Duration;
 
+use greenrt::abi::HookFd;
 use greenrt::abi::{WAIT_READ, WAIT_WRITE};
 use libc::{epoll_event, fd_set, nfds_t, pollfd, sigset_t, size_t, timespec, timeval};
 
@@ -97,7 +98,7 @@ use crate::hook::{self, park_interruptibly};
 use crate::real;
 use crate::runtime::rt;
 use crate::user_mem;
-use crate::wait::{close_private, interrupted, private_fd, timespec_duration, Deadline};
+use crate::wait::{interrupted, timespec_duration, Deadline};
 
 /// What a parked greenlet waits on.
 enum Watch {
@@ -118,8 +119,16 @@ impl Watch {
         park_interruptibly(|| match self {
             // SAFETY: runtime entry points; no pointer arguments.
             Watch::One(fd, ev) => unsafe { (rt().wait_fd_level)(*fd, *ev, ns) },
-            // SAFETY: as above.
-            Watch::Set(ep) => unsafe { (rt().wait_fd_level)(ep.0, WAIT_READ, ns) },
+            Watch::Set(ep) => loop {
+                let n = ep.0.number();
+                // SAFETY: as above.
+                let r = unsafe { (rt().wait_fd_level)(n, WAIT_READ, deadline.left_ns()) };
+                // The program took the number (`HookFd`): wait on the new one.
+                if r == -libc::EBADF && ep.0.number() != n {
+                    continue;
+                }
+                break r;
+            },
             Watch::Sleep => {
                 // Without limit: park for as long as a sleep can last; a
                 // kill (or an interrupting signal) ends it.
@@ -135,17 +144,18 @@ impl Watch {
 }
 
 /// A per-call epoll fd holding the program's fds (see the module docs).
-struct TempEpoll(c_int);
+struct TempEpoll(HookFd);
 
 impl TempEpoll {
     fn new() -> Result<TempEpoll, c_int> {
         // SAFETY: plain syscall wrapper, no pointers.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
-            Err(errno())
-        } else {
-            Ok(TempEpoll(private_fd(fd)))
+            return Err(errno());
         }
+        HookFd::adopt(fd)
+            .map(TempEpoll)
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EMFILE))
     }
 
     /// Adds `fd` for `events`; `merged` gives the union of every event set
@@ -153,16 +163,14 @@ impl TempEpoll {
     /// refuses with `EPERM` (regular files: always ready) is left out.
     fn add(&self, fd: c_int, events: u32, merged: impl FnOnce() -> u32) -> Result<(), c_int> {
         let mut ev = epoll_event { events, u64: fd as u64 };
-        // SAFETY: a valid epoll_event for the duration of the call.
-        if unsafe { libc::epoll_ctl(self.0, libc::EPOLL_CTL_ADD, fd, &mut ev) } == 0 {
+        if self.ctl(libc::EPOLL_CTL_ADD, fd, &mut ev) == 0 {
             return Ok(());
         }
         match errno() {
             libc::EPERM => Ok(()),
             libc::EEXIST => {
                 ev.events = merged();
-                // SAFETY: as above.
-                if unsafe { libc::epoll_ctl(self.0, libc::EPOLL_CTL_MOD, fd, &mut ev) } == 0 {
+                if self.ctl(libc::EPOLL_CTL_MOD, fd, &mut ev) == 0 {
                     Ok(())
                 } else {
                     Err(errno())
@@ -171,14 +179,20 @@ impl TempEpoll {
             e => Err(e),
         }
     }
+
+    /// `epoll_ctl` on this epoll fd.
+    fn ctl(&self, op: c_int, fd: c_int, ev: &mut epoll_event) -> c_int {
+        // SAFETY: a valid epoll_event for the duration of the call.
+        self.0.with(|ep| unsafe { libc::epoll_ctl(ep, op, fd, ev) })
+    }
 }
 
 impl Drop for TempEpoll {
     fn drop(&mut self) {
         // Out of the hub's poller before the number can be reused (rule 4).
         // SAFETY: runtime entry point; no pointers.
-        unsafe { (rt().cancel_wait)(self.0) };
-        close_private(self.0);
+        unsafe { (rt().cancel_wait)(self.0.number()) };
+        // Dropping the HookFd closes it.
     }
 }
 

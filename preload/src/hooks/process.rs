@@ -59,14 +59,14 @@
 
 use std::ffi::c_int;
 
-use greenrt::abi::WAIT_READ;
+use greenrt::abi::{HookFd, WAIT_READ};
 use libc::{pid_t, rusage};
 
 use crate::errno::{errno, set_errno};
 use crate::hook::{self, park_interruptibly};
 use crate::real;
 use crate::runtime::rt;
-use crate::wait::{close_private, close_raw, interrupted, private_fd};
+use crate::wait::{close_raw, interrupted};
 
 /// The `waitpid` hook.
 ///
@@ -124,14 +124,13 @@ const PIDFD_SLICE_MAX_NS: i64 = 1_000_000_000;
 
 /// `pidfd_open(pid)`: `Ok(fd)`, or the errno (`ESRCH` for no such
 /// process, `ENOSYS`, `EPERM` from a seccomp filter, `EMFILE`, ...).
-fn pidfd_open(pid: pid_t) -> Result<c_int, c_int> {
+fn pidfd_open(pid: pid_t) -> Result<HookFd, c_int> {
     // SAFETY: plain syscall; no pointers.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
     if fd < 0 {
-        Err(errno())
-    } else {
-        Ok(private_fd(fd as c_int))
+        return Err(errno());
     }
+    HookFd::adopt(fd as c_int).map_err(|e| e.raw_os_error().unwrap_or(libc::EMFILE))
 }
 
 /// True if `pid` is being traced by this process (ptrace): its stops are
@@ -208,10 +207,14 @@ unsafe fn wait_coop(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rus
         if let Ok(pfd) = pidfd_open(pid) {
             let mut slice = PAUSE_MIN_NS;
             let r = loop {
+                let n = pfd.number();
                 // SAFETY: runtime entry point; no pointers.
-                let (r, since) = park_interruptibly(|| unsafe { (rt().wait_fd_level)(pfd, WAIT_READ, slice) });
+                let (r, since) = park_interruptibly(|| unsafe { (rt().wait_fd_level)(n, WAIT_READ, slice) });
                 let timed_out = match r {
                     0 => false,
+                    // The program took the number (`HookFd`): try, then
+                    // wait on the new one.
+                    e if e == -libc::EBADF && pfd.number() != n => false,
                     e if e == -libc::ETIMEDOUT => true,
                     e if e == -libc::EINTR && interrupted(since, true) => break Some(eintr()),
                     e if e == -libc::EINTR => false,
@@ -227,8 +230,8 @@ unsafe fn wait_coop(pid: pid_t, status: *mut c_int, options: c_int, ru: *mut rus
                 }
             };
             // SAFETY: runtime entry point; no pointers.
-            unsafe { (rt().cancel_wait)(pfd) };
-            close_private(pfd);
+            unsafe { (rt().cancel_wait)(pfd.number()) };
+            drop(pfd);
             if let Some(r) = r {
                 return r;
             }

@@ -51,6 +51,7 @@
 use std::ffi::{c_int, c_uint};
 use std::time::{Duration, Instant};
 
+use greenrt::abi::HookFd;
 use greenrt::abi::WAIT_READ;
 use libc::{clockid_t, timespec, useconds_t};
 
@@ -59,7 +60,7 @@ use crate::hook::{self, park_interruptibly};
 use crate::real;
 use crate::runtime::rt;
 use crate::user_mem;
-use crate::wait::{close_private, duration_timespec, interrupted, private_fd, timespec_duration};
+use crate::wait::{duration_timespec, interrupted, timespec_duration};
 
 /// How a cooperative sleep ended.
 enum Slept {
@@ -195,7 +196,7 @@ pub unsafe fn sleep(secs: c_uint) -> c_uint {
 
 /// A one-shot timerfd for one sleep, out of the hub's poller and closed on
 /// drop.
-struct TimerFd(c_int);
+struct TimerFd(HookFd);
 
 impl TimerFd {
     /// A timer on `clock` armed with the program's `req` (absolute or
@@ -206,14 +207,17 @@ impl TimerFd {
         if fd < 0 {
             return None;
         }
-        let t = TimerFd(private_fd(fd));
+        let t = TimerFd(HookFd::adopt(fd).ok()?);
         let its = libc::itimerspec {
             it_interval: timespec { tv_sec: 0, tv_nsec: 0 },
             it_value: *req,
         };
         let flags = if abs { libc::TFD_TIMER_ABSTIME } else { 0 };
-        // SAFETY: a valid itimerspec; a null old value is allowed.
-        if unsafe { libc::timerfd_settime(t.0, flags, &its, std::ptr::null_mut()) } != 0 {
+        let set = t.0.with(|fd| {
+            // SAFETY: a valid itimerspec; a null old value is allowed.
+            unsafe { libc::timerfd_settime(fd, flags, &its, std::ptr::null_mut()) }
+        });
+        if set != 0 {
             return None;
         }
         Some(t)
@@ -224,7 +228,7 @@ impl TimerFd {
         // SAFETY: an all-zero itimerspec is a valid value.
         let mut cur: libc::itimerspec = unsafe { std::mem::zeroed() };
         // SAFETY: our timerfd, a local out-parameter.
-        if unsafe { libc::timerfd_gettime(self.0, &mut cur) } != 0 {
+        if self.0.with(|fd| unsafe { libc::timerfd_gettime(fd, &mut cur) }) != 0 {
             return Duration::ZERO;
         }
         timespec_duration(&cur.it_value).unwrap_or_default()
@@ -234,8 +238,8 @@ impl TimerFd {
 impl Drop for TimerFd {
     fn drop(&mut self) {
         // SAFETY: runtime entry point; no pointers.
-        unsafe { (rt().cancel_wait)(self.0) };
-        close_private(self.0);
+        unsafe { (rt().cancel_wait)(self.0.number()) };
+        // Dropping the HookFd closes it.
     }
 }
 
@@ -285,10 +289,13 @@ unsafe fn clock_nanosleep_coop(
     }
     let t = TimerFd::arm(clock, abs, req).ok_or(None)?;
     loop {
+        let n = t.0.number();
         // SAFETY: runtime entry point; no pointers.
-        let (r, since) = park_interruptibly(|| unsafe { (rt().wait_fd_level)(t.0, WAIT_READ, -1) });
+        let (r, since) = park_interruptibly(|| unsafe { (rt().wait_fd_level)(n, WAIT_READ, -1) });
         return match r {
             0 => Ok(0),
+            // The program took the number (`HookFd`): wait on the new one.
+            e if e == -libc::EBADF && t.0.number() != n => continue,
             e if e == -libc::EINTR && interrupted(since, false) => stopped_early(t.left()),
             e if e == -libc::EINTR => continue,
             _ if abs => Err(None),
