@@ -5,22 +5,23 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use libc::c_int;
 
 use super::disposition;
 use super::pending::{Pending, SelfPipe};
+use crate::sys::fds::RuntimeFdRef;
 use crate::sys::syscall;
 
 /// Deliveries seen by the async-signal handler and not yet dispatched.
 pub(super) static PENDING: Pending = Pending::new();
 
-/// The self-pipe as [`Pending`] uses it: poked through [`WAKE_FD`] (the
-/// handler's side), drained through `read_fd` (the watcher's side; the
-/// handler never drains, and passes -1).
+/// The self-pipe as [`Pending`] uses it: poked through [`WAKE`] (the
+/// handler's side), drained through `read` (the watcher's side; the
+/// handler never drains, and passes `None`).
 pub(super) struct SignalPipe {
-    pub(super) read_fd: RawFd,
+    pub(super) read: Option<RuntimeFdRef>,
 }
 
 impl SelfPipe for SignalPipe {
@@ -29,12 +30,15 @@ impl SelfPipe for SignalPipe {
     }
 
     fn drain(&self) {
-        drain(self.read_fd);
+        if let Some(read) = &self.read {
+            read.with(drain);
+        }
     }
 }
 
-/// Write end of the self-pipe (-1 until the first handler is installed).
-pub(super) static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+/// Write end of the self-pipe, as `RuntimeFdRef::into_raw` (null until
+/// the first handler is installed): its number may move (`fds::relocate`).
+pub(super) static WAKE: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The async-signal handler: counts the delivery and wakes the watcher.
 /// Only lock-free atomics and raw `write(2)`; `errno` is preserved.
@@ -42,7 +46,7 @@ extern "C" fn on_signal(signum: c_int, _info: *mut libc::siginfo_t, _ctx: *mut l
     // SAFETY: __errno_location returns this thread's errno slot, always
     // valid; saving and restoring it keeps the interrupted code's errno.
     let errno = unsafe { *libc::__errno_location() };
-    PENDING.record(signum, &SignalPipe { read_fd: -1 });
+    PENDING.record(signum, &SignalPipe { read: None });
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = errno };
 }
@@ -55,14 +59,19 @@ pub(super) fn handler_address() -> libc::sighandler_t {
 /// Writes one byte to the self-pipe (errors ignored: a full pipe is
 /// already readable, which is all the watcher needs). Async-signal-safe.
 pub(super) fn poke() {
-    let fd = WAKE_FD.load(Ordering::Acquire);
-    if fd >= 0 {
-        let b = 0u8;
+    let p = WAKE.load(Ordering::Acquire);
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: WAKE only ever holds `RuntimeFdRef::into_raw` values.
+    let wake = unsafe { RuntimeFdRef::from_raw(p) };
+    let b = 0u8;
+    wake.with(|fd| {
         // SAFETY: a raw write(2) of one byte from a valid local buffer; a
         // raw syscall so that no libc hook (the preload's) runs in a
         // signal handler.
         unsafe { libc::syscall(libc::SYS_write, fd, &b as *const u8, 1usize) };
-    }
+    });
 }
 
 /// Empties the (non-blocking) read end of the self-pipe.

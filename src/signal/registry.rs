@@ -3,17 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::RawFd;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use libc::c_int;
 
-use super::delivery::{SignalPipe, PENDING, WAKE_FD};
+use super::delivery::{SignalPipe, PENDING, WAKE};
 use super::disposition;
 use super::watcher::{watch, WATCHER_NAME};
 use crate::hub::{self, HubShared};
+use crate::sys::fds::{RuntimeFd, RuntimeFdRef};
 use crate::sys::syscall;
 
 /// Handle ids and watcher generations.
@@ -43,9 +43,11 @@ pub(super) struct Due {
     pub(super) handlers: Vec<(Callback, &'static Location<'static>)>,
 }
 
-/// The self-pipe's read end, and the process that created it.
+/// The self-pipe's two ends, and the process that created it. Both are
+/// runtime fds that move out of the program's way (`fds::relocate`).
 struct Pipe {
-    read: RawFd,
+    read: RuntimeFd,
+    write: RuntimeFd,
     pid: i32,
 }
 
@@ -103,27 +105,28 @@ enum Target {
 impl Registry {
     /// The read end of this process's self-pipe, created on first use
     /// (and again in the child of a fork, which must not share it).
-    fn ensure_pipe(&mut self) -> io::Result<RawFd> {
+    fn ensure_pipe(&mut self) -> io::Result<RuntimeFdRef> {
         let pid = getpid();
         if let Some(p) = &self.pipe {
             if p.pid == pid {
-                return Ok(p.read);
+                return Ok(p.read.by_ref());
             }
         }
         let mut fds = [0 as c_int; 2];
         syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
-        fds[0] = crate::sys::fds::own_high(fds[0])?;
-        fds[1] = crate::sys::fds::own_high(fds[1])?;
-        WAKE_FD.store(fds[1], Ordering::Release);
-        if let Some(old) = self.pipe.replace(Pipe { read: fds[0], pid }) {
-            // The parent's pipe, inherited: close our copy of its read end.
-            // Its write end is left open on purpose: a handler running on
-            // another thread may have loaded that fd number already, and it
-            // must not write into whatever file would reuse the number.
-            crate::sys::fds::disown(old.read);
-            crate::sys::close_raw(old.read);
+        let (read, write) = (RuntimeFd::adopt(fds[0]), RuntimeFd::adopt(fds[1]));
+        let (read, write) = (read?, write?);
+        let read_ref = read.by_ref();
+        WAKE.store(write.by_ref().into_raw(), Ordering::Release);
+        if let Some(old) = self.pipe.replace(Pipe { read, write, pid }) {
+            // The parent's pipe, inherited: our copy of its read end is
+            // closed (dropped); its write end is left open on purpose: a
+            // handler running on another thread may have loaded its slot
+            // already, and must find the old pipe there, not a reused
+            // number.
+            std::mem::forget(old.write);
         }
-        Ok(fds[0])
+        Ok(read_ref)
     }
 
     /// Where the watcher should run now (see the module docs of `signal`).
@@ -144,7 +147,7 @@ impl Registry {
     /// `Ok(false)` when this thread needs a hub first (create it without
     /// holding the registry lock, then call again).
     pub(super) fn ensure_watcher(&mut self) -> io::Result<bool> {
-        let read_fd = self.ensure_pipe()?;
+        let read = self.ensure_pipe()?;
         let target = match self.target() {
             Target::Hub(t) => t,
             Target::NeedOwnHub => return Ok(false),
@@ -158,14 +161,14 @@ impl Registry {
         if here {
             crate::greenlet::Builder::new()
                 .name(WATCHER_NAME)
-                .spawn(move || watch(gen, read_fd))?;
+                .spawn(move || watch(gen, read))?;
         } else {
             let gone = || io::Error::other("greenrt::signal: the signal hub's thread has exited");
             let handle = target.handle().ok_or_else(gone)?;
             handle
                 .spawn(move || {
                     crate::greenlet::current().set_name(WATCHER_NAME);
-                    watch(gen, read_fd)
+                    watch(gen, read)
                 })
                 .map_err(|_| gone())?;
         }
@@ -179,7 +182,7 @@ impl Registry {
             // retired and exits. (A byte in the shared pipe would not do:
             // the new watcher may drain it first, and epoll then reports
             // nothing to the old one.)
-            let _ = handle.spawn(move || crate::io::cancel_wait(read_fd));
+            let _ = handle.spawn(move || crate::io::cancel_wait(read.number()));
         }
         Ok(true)
     }
@@ -197,9 +200,9 @@ impl Registry {
     /// Drains the self-pipe, then takes the pending counters of every
     /// handled signal (in that order: see `pending.rs`), with the handlers
     /// to run for each.
-    pub(super) fn take_pending(&self, read_fd: RawFd) -> Vec<Due> {
+    pub(super) fn take_pending(&self, read: RuntimeFdRef) -> Vec<Due> {
         PENDING
-            .collect(&SignalPipe { read_fd }, self.sigs.keys().copied())
+            .collect(&SignalPipe { read: Some(read) }, self.sigs.keys().copied())
             .into_iter()
             .filter_map(|(sig, times)| {
                 let st = self.sigs.get(&sig)?;

@@ -1,6 +1,5 @@
 //! The watcher greenlet on the signal hub, and what a new hub does for it.
 
-use std::os::fd::RawFd;
 use std::panic::Location;
 use std::sync::Once;
 
@@ -9,6 +8,7 @@ use libc::c_int;
 use super::delivery::poke;
 use super::registry::{registry, Callback};
 use crate::config::{self, LogLevel};
+use crate::sys::fds::RuntimeFdRef;
 use crate::sys::signo::display;
 use crate::sys::Interest;
 
@@ -20,7 +20,7 @@ pub(super) const WATCHER_NAME: &str = "greenrt-signal-watcher";
 /// and drops the pipe from its hub's poller.
 struct WatchExit {
     gen: u64,
-    read_fd: RawFd,
+    read: RuntimeFdRef,
 }
 
 impl Drop for WatchExit {
@@ -30,7 +30,7 @@ impl Drop for WatchExit {
             reg.clear_watcher();
         }
         drop(reg);
-        crate::io::cancel_wait(self.read_fd);
+        crate::io::cancel_wait(self.read.number());
         // A wakeup this watcher consumed may belong to its successor.
         poke();
     }
@@ -38,8 +38,8 @@ impl Drop for WatchExit {
 
 /// The watcher greenlet's loop: drains the pipe, takes the counters and
 /// runs the handlers, until it is retired or no handler is left.
-pub(super) fn watch(gen: u64, read_fd: RawFd) {
-    let _exit = WatchExit { gen, read_fd };
+pub(super) fn watch(gen: u64, read: RuntimeFdRef) {
+    let _exit = WatchExit { gen, read };
     loop {
         let batch = {
             let mut reg = registry();
@@ -52,7 +52,7 @@ pub(super) fn watch(gen: u64, read_fd: RawFd) {
             }
             // Drains the pipe before taking the counters: a signal that
             // arrives after the drain leaves a byte that wakes the wait below.
-            reg.take_pending(read_fd)
+            reg.take_pending(read)
         };
         for due in batch {
             for _ in 0..due.times {
@@ -61,7 +61,9 @@ pub(super) fn watch(gen: u64, read_fd: RawFd) {
                 }
             }
         }
-        if let Err(e) = crate::io::wait(read_fd, Interest::READ, None) {
+        // By the read end's number now: the program may have taken the
+        // old one (`fds::relocate`), which ends a wait with EBADF.
+        if let Err(e) = crate::io::wait(read.number(), Interest::READ, None) {
             // EBADF: someone called `cancel_wait` on the pipe; wait again.
             config::log(
                 LogLevel::Debug,

@@ -404,6 +404,27 @@ impl RuntimeFdRef {
     pub(crate) fn with<R>(&self, f: impl FnOnce(RawFd) -> R) -> R {
         self.slot.with(f)
     }
+
+    /// The fd's number now, to wait on in a hub (a wait that a move ends
+    /// is made again with the new number).
+    pub(crate) fn number(&self) -> RawFd {
+        self.slot.with(|fd| fd)
+    }
+
+    /// The reference as a pointer, for an atomic a signal handler reads.
+    pub(crate) fn into_raw(self) -> *mut () {
+        self.slot as *const Slot as *mut ()
+    }
+
+    /// The reference back from [`into_raw`](Self::into_raw).
+    ///
+    /// # Safety
+    /// `p` came from `into_raw` (slots are never freed, so it stays valid).
+    pub(crate) unsafe fn from_raw(p: *mut ()) -> RuntimeFdRef {
+        // SAFETY: see above.
+        let slot = unsafe { &*(p as *const Slot) };
+        RuntimeFdRef { slot }
+    }
 }
 
 impl Drop for RuntimeFd {
