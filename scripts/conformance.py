@@ -80,7 +80,9 @@ def run_module(module, mode, lib, timeout):
             rec = json.loads(line)
         except ValueError:
             continue
-        results[rec["id"]] = rec["outcome"]
+        # A test may print to stdout itself (a bare number parses as JSON).
+        if isinstance(rec, dict) and "id" in rec and "outcome" in rec:
+            results[rec["id"]] = rec["outcome"]
     return results, status
 
 
