@@ -61,7 +61,7 @@ pub const WAIT_WRITE: c_int = libc::POLLOUT as c_int;
 /// on success and a negative errno on failure; none unwinds.
 #[repr(C)]
 pub struct RuntimeV1 {
-    /// Always 2 for this layout ([`RUNTIME_LAYOUT`]).
+    /// Always 3 for this layout ([`RUNTIME_LAYOUT`]).
     pub version: u32,
     /// 1 if a blocking call made now should park the calling greenlet
     /// (DESIGN rule 1), 0 if it should pass straight to libc. `always`
@@ -130,11 +130,17 @@ pub struct RuntimeV1 {
     pub relocate_fd: unsafe extern "C" fn(fd: c_int) -> c_int,
     /// The lowest runtime fd at or above `from`, or `-1`.
     pub next_owned_fd: unsafe extern "C" fn(from: c_int) -> c_int,
+    /// Announces the program's `dup2`/`dup3` onto a number and waits until
+    /// no runtime fd creation is in flight (they would race for fd
+    /// numbers: `EBUSY`, or a replaced runtime fd; see `sys::fd_gate`).
+    pub begin_program_change: unsafe extern "C" fn(),
+    /// Ends what `begin_program_change` began.
+    pub end_program_change: unsafe extern "C" fn(),
 }
 
 /// The layout version of [`RuntimeV1`] this copy implements; the preload
 /// takes over only a table of the same layout.
-pub const RUNTIME_LAYOUT: u32 = 2;
+pub const RUNTIME_LAYOUT: u32 = 3;
 
 /// This copy's entry points.
 pub static RUNTIME_V1: RuntimeV1 = RuntimeV1 {
@@ -157,6 +163,8 @@ pub static RUNTIME_V1: RuntimeV1 = RuntimeV1 {
     set_signal_interruptible,
     relocate_fd,
     next_owned_fd,
+    begin_program_change,
+    end_program_change,
 };
 
 // ===== which copy runs the show =====
@@ -520,6 +528,24 @@ pub fn relocate_fd_here(fd: c_int) -> c_int {
     }
 }
 
+unsafe extern "C" fn begin_program_change() {
+    begin_program_change_here();
+}
+
+unsafe extern "C" fn end_program_change() {
+    end_program_change_here();
+}
+
+/// This copy's `RuntimeV1::begin_program_change`.
+pub fn begin_program_change_here() {
+    crate::sys::fd_gate::begin_program_change();
+}
+
+/// This copy's `RuntimeV1::end_program_change`.
+pub fn end_program_change_here() {
+    crate::sys::fd_gate::end_program_change();
+}
+
 unsafe extern "C" fn next_owned_fd(from: c_int) -> c_int {
     next_owned_fd_here(from)
 }
@@ -529,18 +555,17 @@ pub fn next_owned_fd_here(from: c_int) -> c_int {
     crate::sys::fds::next_owned(from).unwrap_or(-1)
 }
 
-/// Moves a runtime fd the preload creates for one call (a pidfd, a
-/// temporary epoll fd) above the program's range at once and registers
-/// it, so that the program neither sees nor closes it; returns its new
-/// number. Release it with [`release_private_fd`].
-pub fn adopt_private_fd(fd: c_int) -> c_int {
-    crate::sys::fds::own_high(fd).unwrap_or(fd)
+/// A close-on-exec duplicate of the program's `fd` for the runtime's own
+/// use, above the program's range and registered, so that the program
+/// neither sees nor closes it: its number, or `-errno`. Release it with
+/// [`release_private_fd`].
+pub fn private_dup(fd: c_int) -> c_int {
+    crate::sys::fds::dup_owned(fd).unwrap_or_else(|e| -e.raw_os_error().unwrap_or(libc::EMFILE))
 }
 
-/// Unregisters and closes an fd from [`adopt_private_fd`].
+/// Unregisters and closes an fd from [`private_dup`].
 pub fn release_private_fd(fd: c_int) {
-    crate::sys::fds::disown(fd);
-    crate::sys::close_raw(fd);
+    crate::sys::fds::close_owned(fd);
 }
 
 /// An fd a hook holds for the length of one call (a temporary epoll fd,
@@ -550,9 +575,16 @@ pub fn release_private_fd(fd: c_int) {
 pub struct HookFd(crate::sys::fds::RuntimeFd);
 
 impl HookFd {
-    /// Takes over a freshly created fd.
-    pub fn adopt(fd: c_int) -> std::io::Result<HookFd> {
-        crate::sys::fds::RuntimeFd::adopt(fd).map(HookFd)
+    /// Creates the fd with `create` (an fd, or `-1` with errno set), apart
+    /// from the program's `dup2`/`dup3` (see `sys::fd_gate`): the fd, or
+    /// the errno.
+    pub fn create(create: impl FnOnce() -> c_int) -> Result<HookFd, c_int> {
+        crate::sys::fds::RuntimeFd::create(|| match create() {
+            fd if fd < 0 => Err(std::io::Error::last_os_error()),
+            fd => Ok(fd),
+        })
+        .map(HookFd)
+        .map_err(|e| e.raw_os_error().unwrap_or(libc::EMFILE))
     }
 
     /// Runs `f` with the fd's number, which stays the fd's until `f`

@@ -156,8 +156,8 @@ pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<Option<PrivateFd>> {
     if NO_PIDFD.load(Ordering::Relaxed) {
         return Ok(None);
     }
-    match syscall!(syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint)) {
-        Ok(fd) => Ok(Some(PrivateFd::adopt(fd as RawFd))),
+    match PrivateFd::create(|| syscall!(syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint)).map(|fd| fd as RawFd)) {
+        Ok(fd) => Ok(Some(fd)),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {
             NO_PIDFD.store(true, Ordering::Relaxed);
             Ok(None)

@@ -14,7 +14,7 @@
 //! - the `close`, `dup2`/`dup3` and `close_range` hooks call [`give_away`]
 //!   first: if calls are parked on the number, it makes one private
 //!   duplicate of the open file (above the program's range, see
-//!   `greenrt::abi::adopt_private_fd`) and publishes it for them in a
+//!   `greenrt::abi::private_dup`) and publishes it for them in a
 //!   [`Record`], with one reference per parked call;
 //! - a parked call that wakes in a later epoch ([`Park::leave`]) takes its
 //!   reference ([`Claim`]) and goes on with the private fd: it retries and
@@ -187,19 +187,13 @@ pub fn give_away(fd: c_int) {
         .unwrap_or(0);
     let Some(r) = record else { return };
     let parked = old as u32;
-    // SAFETY: plain fcntl on the program's fd, which is still open.
-    let dup = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, 0) } as c_int;
-    if parked == 0 || dup < 0 {
-        if dup >= 0 {
-            // SAFETY: our own duplicate, closed at once.
-            unsafe { libc::syscall(libc::SYS_close, dup) };
-        }
+    let private = if parked == 0 { -1 } else { greenrt::abi::private_dup(fd) };
+    if private < 0 {
         r.fd.store(-1, Ordering::SeqCst);
         r.state.store(FREE, Ordering::SeqCst);
         PENDING.fetch_sub(1, Ordering::SeqCst);
         return;
     }
-    let private = greenrt::abi::adopt_private_fd(dup);
     fdtable::duplicated(fd, private);
     r.private.store(private, Ordering::SeqCst);
     r.epoch.store((old >> 32) as u32, Ordering::SeqCst);

@@ -80,6 +80,27 @@ pub fn give_up_fd(fd: c_int) -> Result<bool, c_int> {
     }
 }
 
+/// Runs the program's `dup2`/`dup3` (`call`) while no runtime fd is being
+/// created, in this copy or the serving one: the two would race for fd
+/// numbers (the program's call failing with `EBUSY`, or replacing a
+/// runtime fd just made; see `greenrt::sys::fd_gate`).
+pub fn program_change<R>(call: impl FnOnce() -> R) -> R {
+    let serving = rt();
+    let other = !std::ptr::eq(serving, &greenrt::abi::RUNTIME_V1);
+    greenrt::abi::begin_program_change_here();
+    if other {
+        // SAFETY: a runtime table entry point; no preconditions.
+        unsafe { (serving.begin_program_change)() };
+    }
+    let r = call();
+    if other {
+        // SAFETY: as above; pairs with the begin.
+        unsafe { (serving.end_program_change)() };
+    }
+    greenrt::abi::end_program_change_here();
+    r
+}
+
 /// Closes `fd` with a raw system call, past every hook: a number given up
 /// by [`give_up_fd`] that the program's call did not take after all.
 pub fn close_given_up(fd: c_int) {

@@ -112,10 +112,11 @@ impl Registry {
                 return Ok(p.read.by_ref());
             }
         }
-        let mut fds = [0 as c_int; 2];
-        syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
-        let (read, write) = (RuntimeFd::adopt(fds[0]), RuntimeFd::adopt(fds[1]));
-        let (read, write) = (read?, write?);
+        let [read, write] = RuntimeFd::create_pair(|| {
+            let mut fds = [0 as c_int; 2];
+            syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
+            Ok(fds)
+        })?;
         let read_ref = read.by_ref();
         WAKE.store(write.by_ref().into_raw(), Ordering::Release);
         if let Some(old) = self.pipe.replace(Pipe { read, write, pid }) {

@@ -23,7 +23,7 @@ pub(crate) struct Epoll {
 
 impl Epoll {
     pub(crate) fn new() -> io::Result<Self> {
-        let epfd = RuntimeFd::adopt(syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?)?;
+        let epfd = RuntimeFd::create(|| syscall!(epoll_create1(libc::EPOLL_CLOEXEC)))?;
         Ok(Epoll {
             epfd,
             registered: Vec::new(),

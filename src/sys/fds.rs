@@ -33,6 +33,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+pub(crate) use super::fd_gate::runtime_change;
 use super::raw_syscall;
 
 /// Fds below this are tracked in the bitmap; the runtime's fds are moved
@@ -132,21 +133,53 @@ fn dup_above_limit(fd: RawFd) -> io::Result<RawFd> {
 /// Moves a freshly created runtime fd to a high number (close-on-exec) and
 /// registers it; returns the new number. If no high number is free, the
 /// fd stays where it is, registered.
+/// Call it inside [`runtime_change`], together with the creation.
 pub(crate) fn own_high(fd: RawFd) -> io::Result<RawFd> {
-    let moved = match dup_high(fd) {
-        Ok(n) => {
-            super::close_raw(fd);
-            n
-        }
-        Err(_) => fd,
-    };
-    set(moved, true);
-    Ok(moved)
+    runtime_change(|| {
+        let moved = match dup_high(fd) {
+            Ok(n) => {
+                super::close_raw(fd);
+                n
+            }
+            Err(_) => fd,
+        };
+        set(moved, true);
+        Ok(moved)
+    })
 }
 
-/// Forgets a runtime fd before it is closed.
+/// A close-on-exec duplicate of the program's `fd` at a high number,
+/// registered as the runtime's, apart from the program's `dup2`/`dup3`.
+pub(crate) fn dup_owned(fd: RawFd) -> io::Result<RawFd> {
+    runtime_change(|| {
+        let n = dup_high(fd)?;
+        set(n, true);
+        Ok(n)
+    })
+}
+
+/// Creates a runtime fd with `create` and moves it high (see
+/// [`own_high`]), apart from the program's `dup2`/`dup3` ([`runtime_change`]).
+pub(crate) fn create_high(create: impl FnOnce() -> io::Result<RawFd>) -> io::Result<RawFd> {
+    runtime_change(|| own_high(create()?))
+}
+
+/// Forgets a number that is no longer a runtime fd.
 pub(crate) fn disown(fd: RawFd) {
     set(fd, false);
+}
+
+/// Closes a runtime fd, then forgets its number, apart from the program's
+/// `dup2`/`dup3` ([`runtime_change`]): until both are done the number is the
+/// runtime's, so a program call onto it waits instead of finding it half
+/// closed (replacing the fd just before the runtime's close, which would
+/// then close the program's file, or refused as a runtime fd that is in
+/// fact gone).
+pub(crate) fn close_owned(fd: RawFd) {
+    runtime_change(|| {
+        super::close_raw(fd);
+        disown(fd);
+    })
 }
 
 /// True if `fd` is one of the runtime's own.
@@ -188,9 +221,9 @@ pub fn next_owned(from: RawFd) -> Option<RawFd> {
 pub(crate) struct PrivateFd(RawFd);
 
 impl PrivateFd {
-    /// Takes over a freshly created fd, moving it high.
-    pub(crate) fn adopt(fd: RawFd) -> PrivateFd {
-        PrivateFd(own_high(fd).unwrap_or(fd))
+    /// Creates the fd with `create` and moves it high ([`create_high`]).
+    pub(crate) fn create(create: impl FnOnce() -> io::Result<RawFd>) -> io::Result<PrivateFd> {
+        create_high(create).map(PrivateFd)
     }
 }
 
@@ -202,8 +235,7 @@ impl std::os::fd::AsRawFd for PrivateFd {
 
 impl Drop for PrivateFd {
     fn drop(&mut self) {
-        disown(self.0);
-        super::close_raw(self.0);
+        close_owned(self.0);
     }
 }
 
@@ -332,9 +364,24 @@ pub(crate) struct RuntimeFdRef {
 }
 
 impl RuntimeFd {
-    /// Moves a freshly created fd high (see [`own_high`]) and makes it
-    /// movable.
-    pub(crate) fn adopt(fd: RawFd) -> io::Result<RuntimeFd> {
+    /// Creates the fd with `create`, moves it high ([`create_high`]) and
+    /// makes it movable.
+    pub(crate) fn create(create: impl FnOnce() -> io::Result<RawFd>) -> io::Result<RuntimeFd> {
+        runtime_change(|| RuntimeFd::adopt(create()?))
+    }
+
+    /// Two fds made by one call (`pipe2`), as [`create`](Self::create).
+    pub(crate) fn create_pair(create: impl FnOnce() -> io::Result<[RawFd; 2]>) -> io::Result<[RuntimeFd; 2]> {
+        runtime_change(|| {
+            let [a, b] = create()?;
+            let (a, b) = (RuntimeFd::adopt(a), RuntimeFd::adopt(b));
+            Ok([a?, b?])
+        })
+    }
+
+    /// Moves a freshly created fd high and makes it movable; inside
+    /// [`runtime_change`], with the creation.
+    fn adopt(fd: RawFd) -> io::Result<RuntimeFd> {
         let fd = own_high(fd)?;
         let slot = Slot::claim();
         slot.nudge.store(ptr::null_mut(), Ordering::Relaxed);
@@ -366,35 +413,39 @@ impl RuntimeFd {
     /// Closes the fd now (the child's copy after a fork); the value stays
     /// as a closed slot until dropped.
     pub(crate) fn close_now(&self) {
-        if let Some(fd) = self.take(-1) {
-            super::close_raw(fd);
-        }
+        runtime_change(|| {
+            if let Some(fd) = self.take(-1) {
+                close_owned(fd);
+            }
+        })
     }
 
     /// Puts `fresh` (a new fd, moved high here) in place of a number the
     /// program closed behind the hooks' back: the old number is forgotten,
     /// never closed (it may be the program's file now).
-    pub(crate) fn replace_lost(&self, fresh: RawFd) -> io::Result<()> {
-        let fresh = own_high(fresh)?;
-        self.take(fresh);
+    pub(crate) fn replace_lost(&self, create: impl FnOnce() -> io::Result<RawFd>) -> io::Result<()> {
+        let fresh = create_high(create)?;
+        if let Some(old) = self.take(fresh) {
+            disown(old);
+        }
         Ok(())
     }
 
     /// Forgets the number without closing it (see `replace_lost`); the
     /// value stays as a closed slot until dropped.
     pub(crate) fn abandon(&self) {
-        self.take(-1);
+        if let Some(old) = self.take(-1) {
+            disown(old);
+        }
     }
 
-    /// Publishes `next` and unregisters the number it replaces (returned).
+    /// Publishes `next` and returns the number it replaces, still
+    /// registered.
     fn take(&self, next: RawFd) -> Option<RawFd> {
         self.slot.lock(Duration::MAX);
         let fd = self.slot.fd.swap(next, Ordering::SeqCst);
         self.slot.unlock();
-        (fd >= 0).then(|| {
-            disown(fd);
-            fd
-        })
+        (fd >= 0).then_some(fd)
     }
 }
 
@@ -475,10 +526,14 @@ fn move_locked(slot: &Slot, fd: RawFd) -> Result<(), RelocateError> {
     if slot.fd.load(Ordering::SeqCst) != fd {
         return Err(RelocateError::Busy);
     }
-    let Ok(moved) = dup_high(fd) else {
+    let moved = runtime_change(|| {
+        let moved = dup_high(fd).ok()?;
+        set(moved, true);
+        Some(moved)
+    });
+    let Some(moved) = moved else {
         return Err(RelocateError::Busy);
     };
-    set(moved, true);
     slot.fd.store(moved, Ordering::SeqCst);
     let old_gen = slot.gen.fetch_xor(1, Ordering::SeqCst) as usize & 1;
     let nudge = slot.nudge.load(Ordering::Acquire);
@@ -522,7 +577,7 @@ mod tests {
     }
 
     fn fresh() -> RuntimeFd {
-        RuntimeFd::adopt(crate::sys::syscall!(eventfd(0, libc::EFD_CLOEXEC)).unwrap()).unwrap()
+        RuntimeFd::create(|| crate::sys::syscall!(eventfd(0, libc::EFD_CLOEXEC))).unwrap()
     }
 
     #[test]

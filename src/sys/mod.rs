@@ -18,6 +18,7 @@
 
 pub(crate) mod epoll;
 pub(crate) mod fd_epochs;
+pub(crate) mod fd_gate;
 pub(crate) mod fds;
 pub(crate) mod poll;
 pub(crate) mod signo;

@@ -13,7 +13,7 @@ pub(crate) struct Waker {
 
 impl Waker {
     pub(crate) fn new() -> io::Result<Self> {
-        let fd = RuntimeFd::adopt(syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?)?;
+        let fd = RuntimeFd::create(|| syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)))?;
         // A poll(2) backend waits with this number in its set: moving it
         // wakes that wait through the fd itself.
         fd.nudge_through(fd.by_ref());
@@ -54,7 +54,7 @@ impl Waker {
         });
         if lost {
             self.fd
-                .replace_lost(syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?)?;
+                .replace_lost(|| syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)))?;
         }
         Ok(lost)
     }

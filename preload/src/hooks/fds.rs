@@ -44,13 +44,21 @@ fn cancel_waiters(fd: c_int) {
     set_errno(saved);
 }
 
+/// True if `fd` is a runtime fd, so not open for the program: a number
+/// the runtime is creating, moving or closing in another thread right now
+/// is asked again once that change is over (`runtime::program_change`),
+/// since it may be the program's a moment later.
+fn owned_for_certain(fd: c_int) -> bool {
+    owns_fd(fd) && runtime::program_change(|| owns_fd(fd))
+}
+
 /// The `close` hook: waiters wake with `EBADF` and the fd leaves the
 /// poller before it is closed (rule 4).
 ///
 /// # Safety
 /// The libc contract of `close`.
 pub unsafe fn close(fd: c_int) -> c_int {
-    if owns_fd(fd) {
+    if owned_for_certain(fd) {
         // Not open as far as the program knows: answer as the kernel would.
         set_errno(libc::EBADF);
         return -1;
@@ -91,7 +99,13 @@ pub unsafe fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
             }
         }
     }
-    let mut flags = flags;
+    // The runtime's fds stay where they are while the stretches close.
+    runtime::program_change(|| close_around_runtime_fds(first, last, flags))
+}
+
+/// The kernel's `close_range` on each stretch of `first..=last` between
+/// the runtime's fds.
+fn close_around_runtime_fds(first: c_uint, last: c_uint, mut flags: c_int) -> c_int {
     let mut from = first;
     loop {
         let next = runtime::lowest_runtime_fd(from.min(c_int::MAX as c_uint) as c_int)
@@ -153,12 +167,14 @@ pub unsafe fn closefrom(lowfd: c_int) {
 /// # Safety
 /// The libc contract of `dup`.
 pub unsafe fn dup(fd: c_int) -> c_int {
-    if owns_fd(fd) {
+    if owned_for_certain(fd) {
         set_errno(libc::EBADF);
         return -1;
     }
+    // Apart from runtime fd creations, which hold the lowest free number
+    // for an instant.
     // SAFETY: the caller's arguments.
-    let r = unsafe { real::dup(fd) };
+    let r = runtime::program_change(|| unsafe { real::dup(fd) });
     if r < 0 {
         return r;
     }
@@ -183,26 +199,32 @@ fn before_replace(old: c_int, new: c_int) {
 /// `old` is not open for the program (`EBADF`), one at `new` moves away
 /// first (`EBUSY` only if it cannot move now, the kernel's answer for a
 /// number being allocated).
+///
+/// All of it runs while no runtime fd is being created
+/// (`runtime::program_change`): a creation allocates numbers, and a runtime fd
+/// half made (open, not yet movable) cannot move.
 fn replace(old: c_int, new: c_int, call: impl FnOnce() -> c_int) -> c_int {
-    if owns_fd(old) {
-        set_errno(libc::EBADF);
-        return -1;
-    }
-    let given_up = match give_up_fd(new) {
-        Ok(g) => g,
-        Err(e) => {
-            set_errno(e);
+    runtime::program_change(|| {
+        if owns_fd(old) {
+            set_errno(libc::EBADF);
             return -1;
         }
-    };
-    before_replace(old, new);
-    let r = call();
-    if r < 0 && given_up {
-        let e = errno();
-        close_given_up(new);
-        set_errno(e);
-    }
-    r
+        let given_up = match give_up_fd(new) {
+            Ok(g) => g,
+            Err(e) => {
+                set_errno(e);
+                return -1;
+            }
+        };
+        before_replace(old, new);
+        let r = call();
+        if r < 0 && given_up {
+            let e = errno();
+            close_given_up(new);
+            set_errno(e);
+        }
+        r
+    })
 }
 
 /// The `dup2` hook.

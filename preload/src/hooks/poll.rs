@@ -149,13 +149,7 @@ struct TempEpoll(HookFd);
 impl TempEpoll {
     fn new() -> Result<TempEpoll, c_int> {
         // SAFETY: plain syscall wrapper, no pointers.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(errno());
-        }
-        HookFd::adopt(fd)
-            .map(TempEpoll)
-            .map_err(|e| e.raw_os_error().unwrap_or(libc::EMFILE))
+        HookFd::create(|| unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }).map(TempEpoll)
     }
 
     /// Adds `fd` for `events`; `merged` gives the union of every event set

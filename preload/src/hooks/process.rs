@@ -126,11 +126,7 @@ const PIDFD_SLICE_MAX_NS: i64 = 1_000_000_000;
 /// process, `ENOSYS`, `EPERM` from a seccomp filter, `EMFILE`, ...).
 fn pidfd_open(pid: pid_t) -> Result<HookFd, c_int> {
     // SAFETY: plain syscall; no pointers.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
-    if fd < 0 {
-        return Err(errno());
-    }
-    HookFd::adopt(fd as c_int).map_err(|e| e.raw_os_error().unwrap_or(libc::EMFILE))
+    HookFd::create(|| unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) } as c_int)
 }
 
 /// True if `pid` is being traced by this process (ptrace): its stops are

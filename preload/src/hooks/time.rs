@@ -202,12 +202,10 @@ impl TimerFd {
     /// A timer on `clock` armed with the program's `req` (absolute or
     /// relative); `None` if the kernel refuses (the real call then runs).
     fn arm(clock: clockid_t, abs: bool, req: &timespec) -> Option<TimerFd> {
-        // SAFETY: plain syscall wrapper.
-        let fd = unsafe { libc::timerfd_create(clock, libc::TFD_CLOEXEC | libc::TFD_NONBLOCK) };
-        if fd < 0 {
-            return None;
-        }
-        let t = TimerFd(HookFd::adopt(fd).ok()?);
+        let t = TimerFd(
+            // SAFETY: plain syscall wrapper.
+            HookFd::create(|| unsafe { libc::timerfd_create(clock, libc::TFD_CLOEXEC | libc::TFD_NONBLOCK) }).ok()?,
+        );
         let its = libc::itimerspec {
             it_interval: timespec { tv_sec: 0, tv_nsec: 0 },
             it_value: *req,
